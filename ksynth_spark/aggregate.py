@@ -1,0 +1,266 @@
+"""Aggregate stage: sensitive and k-anonymous combination counts and risk statistics (spec §2).
+
+Counting runs on executors: identical records are first merged into (attribute set, weight)
+rows, then each partition enumerates the combinations of its rows with the numpy kernels of
+:mod:`ksynth_spark.combinations` and emits partial counts per packed key, which Spark sums.
+Results do not depend on partitioning (invariant A5): the kernels only add integers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.storagelevel import StorageLevel
+
+from ksynth_spark.combinations import ComboCodec, count_combinations, shortest_member_length, sortable
+from ksynth_spark.config import Config
+from ksynth_spark.model import EncodedData, floor_k
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AggregateResult:
+    """Outputs of the aggregate stage.
+
+    Attributes:
+        sensitive: ``attrs, length, count, selections`` for every combination (persisted; sensitive).
+        reportable: ``attrs, length, protected_count, selections`` (count ≥ k, floored to k).
+        reporting_length: Effective R (spec §2.1).
+        n_records: N.
+        protected_record_count: floor_k(N).
+        rare_by_length: Small table ``sen_combo_length, combo_count, rare_count, rare_proportion``.
+        records_analysis: Small table of spec §2.6 (protected) per length, plus totals in ``attrs``.
+    """
+
+    sensitive: DataFrame
+    reportable: DataFrame
+    reporting_length: int
+    n_records: int
+    protected_record_count: int
+    rare_by_length: pd.DataFrame
+    records_analysis: pd.DataFrame
+    risk_totals: dict
+
+
+# ---------------------------------------------------------------------------------- counting
+def _csr(batch: pa.RecordBatch, column: str = "attrs") -> tuple[np.ndarray, np.ndarray]:
+    """Zero-copy CSR view of a list<int> Arrow column."""
+    array = batch.column(batch.schema.get_field_index(column))
+    offsets = np.asarray(array.offsets, dtype=np.int64)
+    values = np.asarray(array.values, dtype=np.int64)
+    return offsets - offsets[0], values[offsets[0]:offsets[-1]] if len(values) else values
+
+
+def distinct_rows(records: DataFrame) -> DataFrame:
+    """Merges identical attribute sets: ``attrs, weight``. Halves the work on typical census data."""
+    return records.groupBy("attrs").agg(F.count(F.lit(1)).alias("weight"))
+
+
+def _key_columns(codec: ComboCodec) -> list[str]:
+    return [f"k{i}" for i in range(codec.n_words)]
+
+
+def count_packed(rows: DataFrame, codec: ComboCodec, max_length: int) -> DataFrame:
+    """Counts weighted combinations of ``rows`` (``attrs, weight``) on executors.
+
+    Returns:
+        DataFrame ``k0..k{w-1}, count`` (one row per distinct packed combination).
+    """
+    keys = _key_columns(codec)
+    schema = ", ".join(f"{k} long" for k in keys) + ", count long"
+
+    def kernel(batches):
+        for batch in batches:
+            offsets, ids = _csr(batch)
+            weights = np.asarray(batch.column(batch.schema.get_field_index("weight")), dtype=np.int64)
+            for packed, counts in count_combinations(codec, offsets, ids, weights, max_length):
+                columns = [pa.array(packed[:, i]) for i in range(codec.n_words)] + [pa.array(counts)]
+                yield pa.RecordBatch.from_arrays(columns, names=keys + ["count"])
+
+    return rows.mapInArrow(kernel, schema).groupBy(*keys).agg(F.sum("count").alias("count"))
+
+
+def decode_keys(packed: DataFrame, codec: ComboCodec) -> DataFrame:
+    """Unpacks ``k0..`` into ``attrs array<int>`` and ``length`` with SQL expressions (JVM only)."""
+    mask = (1 << codec.bits) - 1
+    slots = []
+    for slot in range(codec.max_length):
+        word, pos = divmod(slot, codec.per_word)
+        slots.append((F.shiftright(F.col(f"k{word}"), codec.bits * pos).bitwiseAND(F.lit(mask)) - 1).cast("int"))
+    attrs = F.filter(F.array(*slots), lambda x: x >= 0)
+    return packed.select(attrs.alias("attrs"), *[c for c in packed.columns if not c.startswith("k")]).withColumn(
+        "length", F.size("attrs").cast("int")
+    )
+
+
+def with_selections(df: DataFrame, data: EncodedData, order: str = "ordinal") -> DataFrame:
+    """Adds the ``selections`` string of spec §6.2 (``col:value`` joined by ``;``).
+
+    The attribute labels (small) are embedded in the query plan as a literal array.
+    """
+    labels = data.labels()
+    ranks = data.selection_ranks(order)
+    by_rank = [labels[i] for i in np.argsort(ranks)]
+    rank_lit = F.array(*[F.lit(int(r)) for r in ranks])
+    label_lit = F.array(*[F.lit(s) for s in by_rank])
+    ranked = F.array_sort(F.transform("attrs", lambda a: F.element_at(rank_lit, a + 1)))
+    return df.withColumn("selections", F.array_join(F.transform(ranked, lambda r: F.element_at(label_lit, r + 1)), ";"))
+
+
+@dataclass
+class CombinationCounts:
+    """Counted combinations of a records table (all persisted).
+
+    Attributes:
+        rows: Distinct attribute sets with their weights (``attrs, weight``).
+        packed: ``k0.., count`` keyed by packed combination (fast set lookups).
+        decoded: ``attrs, length, count``.
+        codec: The packing used for ``packed``.
+    """
+
+    rows: DataFrame
+    packed: DataFrame
+    decoded: DataFrame
+    codec: ComboCodec
+
+
+def count_combinations_df(records: DataFrame, n_attributes: int, max_length: int) -> CombinationCounts:
+    """Counts every combination of length 1..max_length of ``records`` (``attrs`` column) on executors."""
+    codec = ComboCodec(max(1, n_attributes), max(1, max_length))
+    rows = distinct_rows(records).persist(StorageLevel.MEMORY_AND_DISK)
+    packed = count_packed(rows, codec, max_length).persist(StorageLevel.MEMORY_AND_DISK)
+    decoded = decode_keys(packed, codec).persist(StorageLevel.MEMORY_AND_DISK)
+    return CombinationCounts(rows, packed, decoded, codec)
+
+
+# ---------------------------------------------------------------------------------- protection and statistics
+def protect(sensitive: DataFrame, k: int) -> DataFrame:
+    """Spec §2.4: ``protected = floor_k(count)``; combinations with count < k are dropped."""
+    return sensitive.filter(F.col("count") >= k).select(
+        "attrs", "length", (F.floor(F.col("count") / k) * k).cast("long").alias("protected_count"),
+        *(["selections"] if "selections" in sensitive.columns else []),
+    )
+
+
+def rare_by_length(sensitive: DataFrame, k: int) -> pd.DataFrame:
+    """Spec §2.5 per length (a small aggregate collected to the driver)."""
+    rows = (
+        sensitive.groupBy("length")
+        .agg(F.count(F.lit(1)).alias("combo_count"), F.sum((F.col("count") < k).cast("long")).alias("rare_count"))
+        .orderBy("length")
+        .collect()
+    )
+    table = pd.DataFrame(
+        [(int(r["length"]), int(r["combo_count"]), int(r["rare_count"])) for r in rows],
+        columns=["sen_combo_length", "combo_count", "rare_count"],
+    )
+    table["rare_proportion"] = np.where(table["combo_count"] > 0, table["rare_count"] / table["combo_count"].clip(lower=1), 0.0)
+    return table
+
+
+def records_analysis(spark, counts: CombinationCounts, max_length: int, k: int,
+                     n_records: int) -> tuple[pd.DataFrame, dict]:
+    """Spec §2.6 (protected): records with unique / rare combinations at their shortest length.
+
+    The packed keys of rare combinations (count < k) are collected to the driver and broadcast
+    (8 bytes per key per word); each executor then finds, for each distinct record, the shortest
+    length with a unique and with a rare combination. Only per-length record counts come back.
+    """
+    codec = counts.codec
+    keys = _key_columns(codec)
+    rare = counts.packed.filter(F.col("count") < k).select(*keys, (F.col("count") == 1).alias("unique")).toArrow()
+    rare_keys = np.column_stack([rare.column(c).to_numpy() for c in keys]) if rare.num_rows else np.zeros((0, len(keys)), np.int64)
+    is_unique = rare.column("unique").to_numpy(zero_copy_only=False) if rare.num_rows else np.zeros(0, bool)
+    shared = spark.sparkContext.broadcast(
+        (np.sort(sortable(rare_keys[is_unique])), np.sort(sortable(rare_keys)))
+    )
+
+    def kernel(batches):
+        unique_keys, rare_sorted = shared.value
+        for batch in batches:
+            offsets, ids = _csr(batch)
+            weights = np.asarray(batch.column(batch.schema.get_field_index("weight")), dtype=np.int64)
+            lu = shortest_member_length(codec, offsets, ids, unique_keys, max_length)
+            lq = shortest_member_length(codec, offsets, ids, rare_sorted, max_length)
+            yield pa.RecordBatch.from_arrays([pa.array(lu), pa.array(lq), pa.array(weights)], names=["lu", "lq", "weight"])
+
+    counts = (
+        counts.rows.mapInArrow(kernel, "lu int, lq int, weight long").groupBy("lu", "lq").agg(F.sum("weight").alias("n")).collect()
+    )
+    shared.unpersist()
+    unique = np.zeros(max_length + 1, dtype=np.int64)
+    rare_only = np.zeros(max_length + 1, dtype=np.int64)
+    for r in counts:
+        if r["lu"] > 0:
+            unique[r["lu"]] += r["n"]
+        elif r["lq"] > 0:
+            rare_only[r["lq"]] += r["n"]
+    return _analysis_table(unique, rare_only, k, n_records, max_length)
+
+
+def _analysis_table(unique: np.ndarray, rare: np.ndarray, k: int, n_records: int, max_length: int):
+    base = floor_k(n_records, k)
+
+    def pct(x):
+        return 100.0 * x / base if base else 0.0
+
+    rows = []
+    for length in range(1, max_length + 1):
+        u, q = int(floor_k(unique[length], k)), int(floor_k(rare[length], k))
+        rows.append((length, q, pct(q), u, pct(u), u + q, pct(u + q)))
+    table = pd.DataFrame(rows, columns=["combo_length", "sen_rare", "sen_rare_pct", "sen_unique", "sen_unique_pct",
+                                        "sen_risky", "sen_risky_pct"])
+    totals = {
+        "unique_identifiable": int(table["sen_unique"].sum()),
+        "rare_identifiable": int(table["sen_rare"].sum()),
+        "risky_identifiable": int(table["sen_risky"].sum()),
+    }
+    totals["risky_identifiable_pct"] = pct(totals["risky_identifiable"])
+    return table, totals
+
+
+# ---------------------------------------------------------------------------------- stage
+def aggregate(spark, data: EncodedData, config: Config) -> AggregateResult:
+    """Runs spec §2 on the encoded records.
+
+    Collected to the driver: per-length statistics, per-length record counts, and the packed
+    keys of rare combinations (for the records analysis broadcast). Never the records.
+    """
+    k = config.k
+    length = config.effective_reporting_length(len(data.headers))
+    started = time.monotonic()
+    log.info("aggregate: counting combinations of length 1..%d over %d records", length, data.n_records)
+    counts = count_combinations_df(data.records, data.n_attributes, length)
+    sensitive = with_selections(counts.decoded, data, config.selection_order).persist(StorageLevel.MEMORY_AND_DISK)
+    n_combos = sensitive.count()
+    log.info("aggregate: %d distinct combinations counted in %.1f s", n_combos, time.monotonic() - started)
+    by_length = rare_by_length(sensitive, k)
+    analysis, totals = records_analysis(spark, counts, length, k, data.n_records)
+    log.info("aggregate: records analysis done (%.1f s total)", time.monotonic() - started)
+    return AggregateResult(
+        sensitive=sensitive,
+        reportable=protect(sensitive, k),
+        reporting_length=length,
+        n_records=data.n_records,
+        protected_record_count=int(floor_k(data.n_records, k)),
+        rare_by_length=by_length,
+        records_analysis=analysis,
+        risk_totals=totals,
+    )
+
+
+def ordered_for_file(df: DataFrame, count_column: str, record_count: int) -> DataFrame:
+    """Rows of an aggregates TSV (spec §6.2): ``record_count`` first, then length ascending,
+    count descending, selections ascending."""
+    head = df.sparkSession.createDataFrame([("record_count", int(record_count), 0)],
+                                           f"selections string, {count_column} long, length int")
+    body = df.select("selections", F.col(count_column).cast("long"), "length")
+    return head.unionByName(body).orderBy("length", F.desc(count_column), "selections").select("selections", count_column)

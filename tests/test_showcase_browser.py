@@ -1,0 +1,449 @@
+"""Browser tests of the showcase page (Playwright driving Debian's Chromium).
+
+The page is opened from a ``file://`` URL with every request observed; the
+numbers it shows are compared with counts computed independently here with
+pandas from the release files.
+
+Needs ``/usr/bin/chromium`` (Debian package ``chromium``) and the PyPI package
+``playwright`` (no Playwright-downloaded browser). The tests are skipped when
+either is missing; CI installs both.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import logging
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ksynth_spark.showcase import render_showcase_html
+
+logger = logging.getLogger(__name__)
+
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+REPO_ROOT = Path(__file__).resolve().parents[1]
+GERMAN_CREDIT_CSV = REPO_ROOT / "data" / "german_credit.csv"
+SCREENSHOT = REPO_ROOT / "test-artifacts" / "showcase_german_credit.png"
+K = 10
+R = 3
+CLICK_BUDGET_MS = 200.0
+
+# Attribute values clicked in the German credit page (two different columns).
+FIRST_SELECTION = ("housing", "own")
+SECOND_SELECTION = ("purpose", "radio/television")
+REFUSED_SELECTION = ("telephone", "yes")
+
+
+# --------------------------------------------------------------------------- #
+# Release files
+# --------------------------------------------------------------------------- #
+
+@pytest.fixture(scope="session")
+def german_release_files(tmp_path_factory) -> tuple[Path, Path]:
+    """Write German credit release files: ``(synthetic_tsv_path, reportable_tsv_path)``.
+
+    Stand-in for the real pipeline's output, computed here with pandas:
+
+    * reportable: every combination of up to R = 3 attributes whose count in
+      the sensitive data is >= k = 10, protected_count = 10 * floor(count / 10),
+      preceded by the ``record_count`` row;
+    * synthetic: a k-anonymous stand-in: each sensitive record with every cell
+      blanked whose single-value count is < k.
+
+    Replace the body with a call of the pipeline to test its real output.
+    """
+    sensitive = pd.read_csv(GERMAN_CREDIT_CSV, dtype=str, keep_default_na=False, na_filter=False)
+    columns = list(sensitive.columns)
+
+    rows = [("record_count", K * (len(sensitive) // K))]
+    for size in range(1, R + 1):
+        for combo in itertools.combinations(columns, size):
+            counts = sensitive.groupby(list(combo)).size()
+            for values, count in counts[counts >= K].items():
+                values = values if isinstance(values, tuple) else (values,)
+                selections = ";".join(f"{c}:{v}" for c, v in zip(combo, values))
+                rows.append((selections, K * (int(count) // K)))
+    reportable = pd.DataFrame(rows, columns=["selections", "protected_count"])
+
+    synthetic = sensitive.copy()
+    for column in columns:
+        frequency = synthetic[column].map(synthetic[column].value_counts())
+        synthetic[column] = synthetic[column].where(frequency >= K, "")
+
+    out = tmp_path_factory.mktemp("german_release")
+    synthetic_path = out / "german_synthetic_microdata.tsv"
+    reportable_path = out / "german_reportable_aggregates.tsv"
+    synthetic.to_csv(synthetic_path, sep="\t", index=False)
+    reportable.to_csv(reportable_path, sep="\t", index=False)
+    return synthetic_path, reportable_path
+
+
+def read_synthetic(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_filter=False)
+
+
+def read_reportable(path: Path) -> tuple[pd.DataFrame, dict[frozenset, int]]:
+    """Return the raw table and ``{attribute set: protected count}``."""
+    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_filter=False)
+    combos = {}
+    for selections, count in zip(table["selections"], table["protected_count"]):
+        if selections != "record_count":
+            combos[frozenset(tuple(a.split(":")) for a in selections.split(";"))] = int(count)
+    return table, combos
+
+
+def load_generator_module():
+    """Load tests/test_showcase.py by path (works with any pytest import mode)."""
+    spec = importlib.util.spec_from_file_location(
+        "_showcase_unit_tests", Path(__file__).with_name("test_showcase.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# --------------------------------------------------------------------------- #
+# Browser
+# --------------------------------------------------------------------------- #
+
+@pytest.fixture(scope="session")
+def chromium_browser():
+    """A headless Debian Chromium driven by Playwright (skips if unavailable)."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found: install Debian's 'chromium' package (apt-get install chromium)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="the 'playwright' Python package is not installed (pip install playwright)"
+    )
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield browser
+        browser.close()
+
+
+class OpenedPage:
+    """A showcase page opened in a fresh context with all requests recorded."""
+
+    def __init__(self, browser, html_path: Path):
+        self.url = html_path.resolve().as_uri()
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        self.context = browser.new_context(viewport={"width": 1400, "height": 900})
+        self.context.route("**/*", self._route)
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(20_000)
+        self.page.on("request", lambda request: self.requests.append(request.url))
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        # A load blocked by the page's Content-Security-Policy never becomes a
+        # request, but Chromium reports it as a console error.
+        self.page.on(
+            "console",
+            lambda message: self.errors.append(message.text) if message.type == "error" else None,
+        )
+        started = time.perf_counter()
+        self.page.goto(self.url)
+        self.page.wait_for_selector("body[data-ready='true']")
+        self.load_seconds = time.perf_counter() - started
+
+    def _route(self, route):
+        url = route.request.url
+        self.requests.append(url)
+        if url.startswith("file://"):
+            route.continue_()
+        else:
+            route.abort()
+
+    def close(self):
+        self.context.close()
+
+    def assert_offline(self):
+        assert self.errors == []
+        assert self.requests, "no request observed at all"
+        assert set(self.requests) == {self.url}, f"unexpected requests: {set(self.requests) - {self.url}}"
+
+    def bar(self, column: str, value: str):
+        return self.page.locator(
+            f'.bar-row[data-column="{css_string(column)}"][data-value="{css_string(value)}"]'
+        )
+
+    def bars(self) -> list[dict]:
+        return self.page.evaluate(
+            """() => [...document.querySelectorAll('.chart')].flatMap((chart, chartIndex) =>
+                 [...chart.querySelectorAll('.bar-row')].map((row) => ({
+                   chart: chartIndex,
+                   column: row.dataset.column,
+                   value: row.dataset.value,
+                   estimate: row.dataset.estimate,
+                   actual: row.dataset.actual,
+                   estimateText: row.querySelector('.num-estimate').textContent,
+                   actualText: row.querySelector('.num-actual').textContent,
+                   selected: row.classList.contains('selected'),
+                 })))"""
+        )
+
+    def selection(self) -> list[tuple[str, str]]:
+        return [
+            tuple(item)
+            for item in self.page.evaluate(
+                "() => [...document.querySelectorAll('#selection-list .chip')]"
+                ".map((c) => [c.dataset.column, c.dataset.value])"
+            )
+        ]
+
+    def timed_click(self, column: str, value: str) -> float:
+        """Click a bar inside the page; milliseconds until the DOM is updated and laid out."""
+        return self.page.evaluate(
+            """([column, value]) => {
+                 const row = [...document.querySelectorAll('.bar-row')]
+                   .find((r) => r.dataset.column === column && r.dataset.value === value);
+                 if (!row) throw new Error(`no bar ${column}=${value}`);
+                 const t0 = performance.now();
+                 row.click();
+                 void document.body.offsetHeight;  // include style and layout
+                 return performance.now() - t0;
+               }""",
+            [column, value],
+        )
+
+
+def css_string(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def number_text(value: int | None) -> str:
+    return "\u2013" if value is None else f"{value:,}"
+
+
+def expected_bar(synthetic, reportable, selection, column, value):
+    """Independent est/act of bar (column, value) under the selection (spec section 5.7)."""
+    if (column, value) in selection:
+        base = set(selection)
+    else:
+        base = {s for s in selection if s[0] != column}
+    combo = base | {(column, value)}
+    mask = pd.Series(True, index=synthetic.index)
+    for c, v in combo:
+        mask &= synthetic[c] == v
+    return int(mask.sum()), reportable.get(frozenset(combo))
+
+
+def check_all_bars(opened: OpenedPage, synthetic, reportable, selection) -> dict[str, int]:
+    """Compare every displayed bar with independent counts; returns tallies."""
+    shown = opened.bars()
+    tallies = {"checked": 0, "reported": 0, "not_reported": 0, "other_columns": 0}
+    by_chart: dict[int, list[int]] = {}
+    seen = set()
+    selected_columns = {c for c, _ in selection}
+    for bar in shown:
+        est, act = expected_bar(synthetic, reportable, selection, bar["column"], bar["value"])
+        where = f"bar {bar['column']}={bar['value']!r}"
+        assert int(bar["estimate"]) == est, where
+        assert bar["estimateText"] == number_text(est), where
+        assert bar["actual"] == ("" if act is None else str(act)), where
+        assert bar["actualText"] == number_text(act), where
+        assert bar["selected"] == ((bar["column"], bar["value"]) in selection), where
+        by_chart.setdefault(bar["chart"], []).append(est)
+        seen.add((bar["column"], bar["value"]))
+        tallies["checked"] += 1
+        tallies["reported" if act is not None else "not_reported"] += 1
+        tallies["other_columns"] += bar["column"] not in selected_columns
+    for estimates in by_chart.values():
+        assert estimates == sorted(estimates, reverse=True)
+    # Every value with est > 0 has a bar, and only those.
+    for column in synthetic.columns:
+        for value in synthetic[column].unique():
+            if value == "":
+                continue
+            est, _ = expected_bar(synthetic, reportable, selection, column, value)
+            assert ((column, value) in seen) == (est > 0), f"{column}={value!r}"
+    return tallies
+
+
+# --------------------------------------------------------------------------- #
+# Tests
+# --------------------------------------------------------------------------- #
+
+@pytest.fixture(scope="session")
+def german_page(german_release_files, tmp_path_factory) -> Path:
+    synthetic_path, reportable_path = german_release_files
+    synthetic = read_synthetic(synthetic_path)
+    reportable, _ = read_reportable(reportable_path)
+    html = render_showcase_html(
+        synthetic, reportable, title="German credit \u2013 k-synthetic data showcase",
+        k=K, reporting_length=R,
+        dataset_facts={
+            "Synthetic records": len(synthetic),
+            "Protected record count": int(reportable["protected_count"].iloc[0]),
+            "Attributes": synthetic.shape[1],
+            "Reported combinations": len(reportable) - 1,
+        },
+    )
+    path = tmp_path_factory.mktemp("german_page") / "showcase.html"
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+def test_german_credit_selection_matches_release_files(chromium_browser, german_page, german_release_files):
+    synthetic_path, reportable_path = german_release_files
+    synthetic = read_synthetic(synthetic_path)
+    _, reportable = read_reportable(reportable_path)
+    opened = OpenedPage(chromium_browser, german_page)
+    try:
+        page = opened.page
+        statement = page.inner_text("#privacy-statement")
+        assert f"k = {K} individuals" in statement and f"more than {R} attributes" in statement
+        assert page.locator(".chart").count() == synthetic.shape[1]
+
+        # No selection: single-value counts.
+        tallies = check_all_bars(opened, synthetic, reportable, [])
+        assert tallies["checked"] > 50
+
+        # Two values in two different columns.
+        opened.bar(*FIRST_SELECTION).click()
+        opened.bar(*SECOND_SELECTION).click()
+        selection = [FIRST_SELECTION, SECOND_SELECTION]
+        assert opened.selection() == selection
+        tallies = check_all_bars(opened, synthetic, reportable, selection)
+        assert tallies["other_columns"] >= 40
+        assert tallies["reported"] > 0 and tallies["not_reported"] > 0, tallies
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+        # A third selection is refused with an explanation.
+        assert page.locator("#selection-message").is_hidden()
+        opened.bar(*REFUSED_SELECTION).click()
+        message = page.locator("#selection-message")
+        assert message.is_visible()
+        assert f"R = {R}" in message.inner_text() and "At most 2" in message.inner_text()
+        assert opened.selection() == selection
+        assert opened.bar(*REFUSED_SELECTION).get_attribute("aria-pressed") == "false"
+
+        # Clicking a selected bar deselects it (and hides the message).
+        opened.bar(*FIRST_SELECTION).click()
+        assert opened.selection() == [SECOND_SELECTION]
+        assert message.is_hidden()
+        check_all_bars(opened, synthetic, reportable, [SECOND_SELECTION])
+
+        # A second value of the same column is allowed and intersects: no
+        # synthetic record has two housing values, so every other chart empties
+        # (the housing chart keeps its unselected value, whose Sel' drops the
+        # housing selections) and the values can be removed from the list.
+        page.click("#clear-selection")
+        opened.bar("housing", "own").click()
+        opened.bar("housing", "rent").click()
+        same_column = [("housing", "own"), ("housing", "rent")]
+        assert opened.selection() == same_column
+        check_all_bars(opened, synthetic, reportable, same_column)
+        assert [(b["column"], b["value"]) for b in opened.bars()] == [("housing", "for free")]
+        assert page.locator(".chart .empty").count() == synthetic.shape[1] - 1
+        assert page.locator(".summary-estimate").inner_text() == "0"
+        page.locator("#selection-list .chip-remove").first.click()
+        assert opened.selection() == [("housing", "rent")]
+        check_all_bars(opened, synthetic, reportable, [("housing", "rent")])
+
+        # Clear resets everything.
+        opened.bar(*FIRST_SELECTION).click()
+        assert len(opened.selection()) == 2
+        page.click("#clear-selection")
+        assert opened.selection() == []
+        check_all_bars(opened, synthetic, reportable, [])
+
+        # The evaluation view says that none was run.
+        page.click("#tab-evaluation")
+        assert "No evaluation was run" in page.inner_text("#evaluation")
+        assert page.locator("#view-explore").is_hidden()
+        opened.assert_offline()
+    finally:
+        opened.close()
+
+
+def test_click_latency_on_adult_sized_table(chromium_browser, tmp_path):
+    generator = load_generator_module()
+    synthetic, reportable = generator.generate_adult_sized_release()
+    html_path = tmp_path / "adult_sized.html"
+    html_path.write_text(
+        render_showcase_html(synthetic, reportable, title="Adult-sized", k=K, reporting_length=R),
+        encoding="utf-8",
+    )
+    opened = OpenedPage(chromium_browser, html_path)
+    try:
+        logger.info("Adult-sized page loaded in %.2f s", opened.load_seconds)
+        first = ("education", "education_0")
+        second = ("occupation", "occupation_1")
+        third = ("race", "race_0")
+        timings = {
+            "select first": opened.timed_click(*first),
+            "select second": opened.timed_click(*second),
+            "refused third": opened.timed_click(*third),
+            "deselect first": opened.timed_click(*first),
+            "select third": opened.timed_click(*third),
+        }
+        logger.info("click timings (ms): %s", timings)
+        assert opened.selection() == [second, third]
+        assert max(timings.values()) < CLICK_BUDGET_MS, timings
+        opened.assert_offline()
+    finally:
+        opened.close()
+
+
+def test_pages_visuals_and_evaluation_view(chromium_browser, tmp_path):
+    synthetic = pd.DataFrame(
+        {
+            "region": ["north"] * 30 + ["south"] * 20,
+            "lang_english": ["1"] * 40 + [""] * 10,
+            "lang_french": [""] * 25 + ["1"] * 25,
+            "lang_german": ["1"] * 12 + [""] * 38,
+        }
+    )
+    reportable = pd.DataFrame(
+        {
+            "selections": ["record_count", "region:north", "region:south", "lang_english:1",
+                           "lang_french:1", "lang_german:1", "lang_french:1;region:south",
+                           "lang_english:1;region:south"],
+            "protected_count": [50, 30, 20, 40, 20, 10, 20, 10],
+        }
+    )
+    html = render_showcase_html(
+        synthetic, reportable, title="Visuals", k=K, reporting_length=2,
+        report_pages={"Languages": ["lang_english", "lang_french", "lang_german"]},
+        report_visuals={"Spoken languages": ["lang_english", "lang_french", "lang_german"]},
+        evaluation={"metrics": {"Mean absolute error": "1.25"},
+                    "charts": {"Tiny": '<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" '
+                                       'width="10" height="10"><rect id="r" width="5" height="5"/></svg>'}},
+    )
+    html_path = tmp_path / "visuals.html"
+    html_path.write_text(html, encoding="utf-8")
+    opened = OpenedPage(chromium_browser, html_path)
+    try:
+        page = opened.page
+        tabs = page.locator(".page-tab")
+        assert tabs.all_inner_texts() == ["Languages", "Other attributes"]
+        # One chart whose bars are the pieces, sorted by estimate.
+        assert page.locator(".chart").count() == 1
+        labels = page.locator(".chart .bar-row .bar-label").all_inner_texts()
+        assert labels == ["english", "french", "german"]
+        bars = opened.bars()
+        assert [(b["column"], b["estimate"], b["actual"]) for b in bars] == [
+            ("lang_english", "40", "40"), ("lang_french", "25", "20"), ("lang_german", "12", "10")]
+
+        # R = 2: one selection allowed; the region page then shows the combinations.
+        opened.bar("lang_french", "1").click()
+        opened.bar("lang_english", "1").click()
+        assert "At most 1 value" in page.inner_text("#selection-message")
+        tabs.nth(1).click()
+        bars = {b["value"]: (b["estimate"], b["actual"]) for b in opened.bars()}
+        assert bars == {"south": ("20", "20"), "north": ("5", "")}
+
+        page.click("#tab-evaluation")
+        assert "Mean absolute error" in page.inner_text("#evaluation .metrics")
+        assert page.locator("#evaluation svg rect").count() == 1
+        opened.assert_offline()
+    finally:
+        opened.close()
