@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,16 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
-from ksynth_spark.combinations import ComboCodec, count_combinations, shortest_member_length, sortable
+from ksynth_spark.combinations import (
+    ColumnLayout,
+    ComboCodec,
+    count_by_column_sets,
+    count_combinations,
+    fits_column_sets,
+    shortest_member_length,
+    shortest_member_length_by_column_sets,
+    sortable,
+)
 from ksynth_spark.config import Config
 from ksynth_spark.model import EncodedData, floor_k
 
@@ -51,12 +61,27 @@ class AggregateResult:
 
 
 # ---------------------------------------------------------------------------------- counting
-def _csr(batch: pa.RecordBatch, column: str = "attrs") -> tuple[np.ndarray, np.ndarray]:
-    """Zero-copy CSR view of a list<int> Arrow column."""
-    array = batch.column(batch.schema.get_field_index(column))
+def _csr(batch, column: str = "attrs") -> tuple[np.ndarray, np.ndarray]:
+    """Zero-copy CSR view of a list<int> Arrow column (of a RecordBatch or Table)."""
+    array = batch.column(column)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
     offsets = np.asarray(array.offsets, dtype=np.int64)
     values = np.asarray(array.values, dtype=np.int64)
     return offsets - offsets[0], values[offsets[0]:offsets[-1]] if len(values) else values
+
+
+def _partition_rows(batches) -> Optional[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """All ``attrs, weight`` rows of one partition as CSR + weights (distinct rows: small)."""
+    batches = list(batches)
+    if not batches:
+        return None
+    table = pa.Table.from_batches(batches)
+    if table.num_rows == 0:
+        return None
+    offsets, ids = _csr(table)
+    weights = table.column("weight").to_numpy().astype(np.int64)
+    return offsets, ids, weights
 
 
 def distinct_rows(records: DataFrame) -> DataFrame:
@@ -68,22 +93,31 @@ def _key_columns(codec: ComboCodec) -> list[str]:
     return [f"k{i}" for i in range(codec.n_words)]
 
 
-def count_packed(rows: DataFrame, codec: ComboCodec, max_length: int) -> DataFrame:
+def count_packed(rows: DataFrame, codec: ComboCodec, layout: ColumnLayout, max_length: int) -> DataFrame:
     """Counts weighted combinations of ``rows`` (``attrs, weight``) on executors.
+
+    Each partition walks column sets over its rows (:func:`count_by_column_sets`), or, when a
+    column-set code space would not fit in int64, enumerates packed combinations instead.
 
     Returns:
         DataFrame ``k0..k{w-1}, count`` (one row per distinct packed combination).
     """
     keys = _key_columns(codec)
     schema = ", ".join(f"{k} long" for k in keys) + ", count long"
+    by_column_sets = fits_column_sets(layout, max_length)
 
     def kernel(batches):
-        for batch in batches:
-            offsets, ids = _csr(batch)
-            weights = np.asarray(batch.column(batch.schema.get_field_index("weight")), dtype=np.int64)
-            for packed, counts in count_combinations(codec, offsets, ids, weights, max_length):
-                columns = [pa.array(packed[:, i]) for i in range(codec.n_words)] + [pa.array(counts)]
-                yield pa.RecordBatch.from_arrays(columns, names=keys + ["count"])
+        partition = _partition_rows(batches)
+        if partition is None:
+            return
+        offsets, ids, weights = partition
+        if by_column_sets:
+            parts = count_by_column_sets(codec, layout, offsets, ids, weights, max_length)
+        else:
+            parts = count_combinations(codec, offsets, ids, weights, max_length)
+        for packed, counts in parts:
+            columns = [pa.array(packed[:, i]) for i in range(codec.n_words)] + [pa.array(counts)]
+            yield pa.RecordBatch.from_arrays(columns, names=keys + ["count"])
 
     return rows.mapInArrow(kernel, schema).groupBy(*keys).agg(F.sum("count").alias("count"))
 
@@ -130,15 +164,18 @@ class CombinationCounts:
     packed: DataFrame
     decoded: DataFrame
     codec: ComboCodec
+    layout: ColumnLayout
 
 
-def count_combinations_df(records: DataFrame, n_attributes: int, max_length: int) -> CombinationCounts:
-    """Counts every combination of length 1..max_length of ``records`` (``attrs`` column) on executors."""
-    codec = ComboCodec(max(1, n_attributes), max(1, max_length))
+def count_combinations_df(records: DataFrame, data: EncodedData, max_length: int) -> CombinationCounts:
+    """Counts every combination of length 1..max_length of ``records`` (``attrs`` column, ids of
+    ``data.attributes``) on executors. The attribute→column layout (small) is shipped to tasks."""
+    codec = ComboCodec(max(1, data.n_attributes), max(1, max_length))
+    layout = ColumnLayout.from_attr_columns(data.attribute_columns, len(data.headers))
     rows = distinct_rows(records).persist(StorageLevel.MEMORY_AND_DISK)
-    packed = count_packed(rows, codec, max_length).persist(StorageLevel.MEMORY_AND_DISK)
+    packed = count_packed(rows, codec, layout, max_length).persist(StorageLevel.MEMORY_AND_DISK)
     decoded = decode_keys(packed, codec).persist(StorageLevel.MEMORY_AND_DISK)
-    return CombinationCounts(rows, packed, decoded, codec)
+    return CombinationCounts(rows, packed, decoded, codec, layout)
 
 
 # ---------------------------------------------------------------------------------- protection and statistics
@@ -183,13 +220,20 @@ def records_analysis(spark, counts: CombinationCounts, max_length: int, k: int,
         (np.sort(sortable(rare_keys[is_unique])), np.sort(sortable(rare_keys)))
     )
 
+    layout = counts.layout
+    by_column_sets = fits_column_sets(layout, max_length)
+
+    def shortest(offsets, ids, members):
+        if by_column_sets:
+            return shortest_member_length_by_column_sets(codec, layout, offsets, ids, members, max_length)
+        return shortest_member_length(codec, offsets, ids, members, max_length)
+
     def kernel(batches):
         unique_keys, rare_sorted = shared.value
         for batch in batches:
             offsets, ids = _csr(batch)
-            weights = np.asarray(batch.column(batch.schema.get_field_index("weight")), dtype=np.int64)
-            lu = shortest_member_length(codec, offsets, ids, unique_keys, max_length)
-            lq = shortest_member_length(codec, offsets, ids, rare_sorted, max_length)
+            weights = batch.column("weight").to_numpy().astype(np.int64)
+            lu, lq = shortest(offsets, ids, unique_keys), shortest(offsets, ids, rare_sorted)
             yield pa.RecordBatch.from_arrays([pa.array(lu), pa.array(lq), pa.array(weights)], names=["lu", "lq", "weight"])
 
     counts = (
@@ -238,7 +282,7 @@ def aggregate(spark, data: EncodedData, config: Config) -> AggregateResult:
     length = config.effective_reporting_length(len(data.headers))
     started = time.monotonic()
     log.info("aggregate: counting combinations of length 1..%d over %d records", length, data.n_records)
-    counts = count_combinations_df(data.records, data.n_attributes, length)
+    counts = count_combinations_df(data.records, data, length)
     sensitive = with_selections(counts.decoded, data, config.selection_order).persist(StorageLevel.MEMORY_AND_DISK)
     n_combos = sensitive.count()
     log.info("aggregate: %d distinct combinations counted in %.1f s", n_combos, time.monotonic() - started)

@@ -265,3 +265,159 @@ def csr_from_lists(records: list[list[int]] | list[np.ndarray]) -> tuple[np.ndar
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     ids = np.concatenate([np.sort(np.asarray(r, dtype=np.int64)) for r in records]) if len(records) else np.zeros(0, np.int64)
     return offsets, ids.astype(np.int64)
+
+
+# ---------------------------------------------------------------------------------- column-set counting
+@dataclass(frozen=True)
+class ColumnLayout:
+    """Where attribute ids sit in the columns: id -> (column, 1-based code within the column).
+
+    Attributes:
+        attr_column: Column index of every attribute id.
+        attr_code: Code of every attribute id within its column (1..cardinality; 0 = absent).
+        column_attrs: Per column, the attribute ids in code order (``column_attrs[c][code-1]``).
+    """
+
+    attr_column: np.ndarray
+    attr_code: np.ndarray
+    column_attrs: tuple
+
+    @classmethod
+    def from_attr_columns(cls, attr_column: np.ndarray, n_columns: int) -> "ColumnLayout":
+        """Builds the layout from the column index of every attribute id."""
+        attr_column = np.asarray(attr_column, dtype=np.int64)
+        attr_code = np.zeros(len(attr_column), dtype=np.int64)
+        column_attrs = []
+        for column in range(n_columns):
+            members = np.flatnonzero(attr_column == column)
+            attr_code[members] = np.arange(1, len(members) + 1)
+            column_attrs.append(members)
+        return cls(attr_column, attr_code, tuple(column_attrs))
+
+    @property
+    def cardinalities(self) -> np.ndarray:
+        """Number of attributes of every column."""
+        return np.array([len(a) for a in self.column_attrs], dtype=np.int64)
+
+    def wide_codes(self, offsets: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """``(n_records, n_columns)`` int32 matrix of codes (0 = absent) from CSR records."""
+        n = len(offsets) - 1
+        codes = np.zeros((n, len(self.column_attrs)), dtype=np.int32)
+        rows = np.repeat(np.arange(n), np.diff(offsets))
+        codes[rows, self.attr_column[ids]] = self.attr_code[ids]
+        return codes
+
+
+# Largest mixed-radix code space handled with dense arrays instead of a sort.
+_DENSE_LIMIT = 1 << 22
+
+
+@dataclass
+class ColumnSetGroup:
+    """The records that have every column of one column set, with their mixed-radix code.
+
+    Attributes:
+        columns: The column set (ascending column indices).
+        rows: Row numbers of the records present in every column of the set.
+        distinct_attrs: ``(d, len(columns))`` sorted attribute ids of the distinct combinations.
+        inverse: For every row in ``rows``, the index of its combination in ``distinct_attrs``.
+    """
+
+    columns: list
+    rows: np.ndarray
+    distinct_attrs: np.ndarray
+    inverse: np.ndarray
+
+
+def _distinct_codes(combined: np.ndarray, space: int) -> tuple[np.ndarray, np.ndarray]:
+    if space <= max(_DENSE_LIMIT, 4 * len(combined)):
+        seen = np.zeros(space, dtype=bool)
+        seen[combined] = True
+        present = np.flatnonzero(seen)
+        position = np.zeros(space, dtype=np.int64)
+        position[present] = np.arange(len(present))
+        return present, position[combined]
+    return np.unique(combined, return_inverse=True)
+
+
+def walk_column_sets(layout: ColumnLayout, codes: np.ndarray, max_length: int) -> Iterator[ColumnSetGroup]:
+    """Visits every column set of 1..max_length columns depth first.
+
+    A prefix keeps the rows where all its columns are present and their mixed-radix code;
+    extending it by one column filters those rows and refines the code, so work shrinks with
+    depth and no sort over all combination instances is needed.
+
+    Raises:
+        OverflowError: If a code space exceeds int64 (see :func:`fits_column_sets`).
+    """
+    cards = layout.cardinalities
+    n_columns = codes.shape[1]
+
+    def extend(columns, rows, combined, space):
+        for column in range(columns[-1] + 1 if columns else 0, n_columns):
+            values = codes[rows, column]
+            keep = values > 0
+            if not keep.any():
+                continue
+            card = int(cards[column])
+            next_space = space * card
+            if next_space >= (1 << 62):
+                raise OverflowError("column-set code space exceeds int64")
+            next_rows = rows[keep]
+            next_combined = combined[keep] * card + (values[keep].astype(np.int64) - 1)
+            next_columns = columns + [column]
+            present, inverse = _distinct_codes(next_combined, next_space)
+            yield ColumnSetGroup(next_columns, next_rows, _decode(layout, next_columns, present), inverse)
+            if len(next_columns) < max_length:
+                yield from extend(next_columns, next_rows, next_combined, next_space)
+
+    all_rows = np.arange(codes.shape[0])
+    yield from extend([], all_rows, np.zeros(len(all_rows), dtype=np.int64), 1)
+
+
+def _decode(layout: ColumnLayout, columns: list, present: np.ndarray) -> np.ndarray:
+    """Mixed-radix codes of a column set -> sorted attribute ids ``(n, len(columns))``."""
+    per_column = []
+    rest = present
+    for column in reversed(columns):
+        rest, code = np.divmod(rest, layout.cardinalities[column])
+        per_column.append(layout.column_attrs[column][code])
+    attrs = np.column_stack(per_column[::-1])
+    attrs.sort(axis=1)
+    return attrs
+
+
+def fits_column_sets(layout: ColumnLayout, max_length: int) -> bool:
+    """True if every column set of up to ``max_length`` columns has an int64 code space."""
+    top = np.sort(layout.cardinalities)[::-1][:max_length].astype(float)
+    return float(np.prod(top)) < 2.0 ** 62
+
+
+def count_by_column_sets(codec: ComboCodec, layout: ColumnLayout, offsets: np.ndarray, ids: np.ndarray,
+                         weights: np.ndarray, max_length: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Weighted counts of every combination of length 1..max_length (same result as
+    :func:`count_combinations`, about 10x faster on census-like tables).
+
+    Yields:
+        ``(keys, counts)`` per column set (keys are distinct within one yield).
+    """
+    codes = layout.wide_codes(offsets, ids)
+    weights = np.asarray(weights, dtype=np.float64)
+    for group in walk_column_sets(layout, codes, max_length):
+        counts = np.bincount(group.inverse, weights=weights[group.rows], minlength=len(group.distinct_attrs))
+        yield codec.pack(group.distinct_attrs), np.rint(counts).astype(np.int64)
+
+
+def shortest_member_length_by_column_sets(codec: ComboCodec, layout: ColumnLayout, offsets: np.ndarray,
+                                          ids: np.ndarray, member_keys: np.ndarray, max_length: int) -> np.ndarray:
+    """Same result as :func:`shortest_member_length`, walking column sets."""
+    codes = layout.wide_codes(offsets, ids)
+    result = np.full(codes.shape[0], np.iinfo(np.int32).max, dtype=np.int32)
+    if member_keys.size:
+        for group in walk_column_sets(layout, codes, max_length):
+            view = sortable(codec.pack(group.distinct_attrs))
+            pos = np.minimum(np.searchsorted(member_keys, view), member_keys.size - 1)
+            hit_rows = group.rows[(member_keys[pos] == view)[group.inverse]]
+            np.minimum.at(result, hit_rows, len(group.columns))
+    result[result == np.iinfo(np.int32).max] = 0
+    return result

@@ -60,3 +60,27 @@ def test_shortest_member_length():
     offsets, ids = csr_from_lists([[0, 3, 6], [1, 4], [2]])
     members = np.sort(sortable(codec.pack(np.array([[3, 6], [1, 4]]))))
     assert shortest_member_length(codec, offsets, ids, members, 3).tolist() == [2, 2, 0]
+
+
+@pytest.mark.parametrize("seed, n_columns, values, max_length", [(4, 5, 3, 3), (5, 7, 6, 7)])
+def test_column_set_kernels_equal_the_enumerating_ones(seed, n_columns, values, max_length):
+    from ksynth_spark.combinations import (
+        ColumnLayout, count_by_column_sets, fits_column_sets, shortest_member_length_by_column_sets,
+    )
+
+    rng = np.random.default_rng(seed)
+    records = _random_records(rng, 400, n_columns, values, missing=0.3)
+    weights = rng.integers(1, 4, len(records))
+    codec = ComboCodec(n_columns * values, max_length)
+    layout = ColumnLayout.from_attr_columns(np.arange(n_columns * values) // values, n_columns)
+    assert fits_column_sets(layout, max_length)
+    offsets, ids = csr_from_lists(records)
+    by_sets = list(count_by_column_sets(codec, layout, offsets, ids, weights, max_length))
+    keys, counts = reduce_counts(np.concatenate([p[0] for p in by_sets]), np.concatenate([p[1] for p in by_sets]))
+    assert len(keys) == sum(len(p[0]) for p in by_sets)  # each combination is emitted once
+    enumerated = list(count_combinations(codec, offsets, ids, weights, max_length))
+    keys2, counts2 = reduce_counts(np.concatenate([p[0] for p in enumerated]), np.concatenate([p[1] for p in enumerated]))
+    assert np.array_equal(keys, keys2) and np.array_equal(counts, counts2)
+    members = np.sort(sortable(keys[counts <= 2]))
+    assert np.array_equal(shortest_member_length_by_column_sets(codec, layout, offsets, ids, members, max_length),
+                          shortest_member_length(codec, offsets, ids, members, max_length))
