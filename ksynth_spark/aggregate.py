@@ -151,7 +151,8 @@ def with_selections(df: DataFrame, data: EncodedData, order: str = "ordinal") ->
 
 @dataclass
 class CombinationCounts:
-    """Counted combinations of a records table (all persisted).
+    """Counted combinations of a records table (``rows`` and ``packed`` persisted: call
+    :meth:`release` once ``decoded`` has been persisted or written).
 
     Attributes:
         rows: Distinct attribute sets with their weights (``attrs, weight``).
@@ -166,6 +167,11 @@ class CombinationCounts:
     codec: ComboCodec
     layout: ColumnLayout
 
+    def release(self) -> None:
+        """Drops the cached intermediate tables."""
+        self.rows.unpersist()
+        self.packed.unpersist()
+
 
 def count_combinations_df(records: DataFrame, data: EncodedData, max_length: int) -> CombinationCounts:
     """Counts every combination of length 1..max_length of ``records`` (``attrs`` column, ids of
@@ -174,8 +180,7 @@ def count_combinations_df(records: DataFrame, data: EncodedData, max_length: int
     layout = ColumnLayout.from_attr_columns(data.attribute_columns, len(data.headers))
     rows = distinct_rows(records).persist(StorageLevel.MEMORY_AND_DISK)
     packed = count_packed(rows, codec, layout, max_length).persist(StorageLevel.MEMORY_AND_DISK)
-    decoded = decode_keys(packed, codec).persist(StorageLevel.MEMORY_AND_DISK)
-    return CombinationCounts(rows, packed, decoded, codec, layout)
+    return CombinationCounts(rows, packed, decode_keys(packed, codec), codec, layout)
 
 
 # ---------------------------------------------------------------------------------- protection and statistics
@@ -288,6 +293,7 @@ def aggregate(spark, data: EncodedData, config: Config) -> AggregateResult:
     log.info("aggregate: %d distinct combinations counted in %.1f s", n_combos, time.monotonic() - started)
     by_length = rare_by_length(sensitive, k)
     analysis, totals = records_analysis(spark, counts, length, k, data.n_records)
+    counts.release()
     log.info("aggregate: records analysis done (%.1f s total)", time.monotonic() - started)
     return AggregateResult(
         sensitive=sensitive,

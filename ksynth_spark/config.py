@@ -163,6 +163,9 @@ class Config:
         if self.dp_aggregates:
             _require(self.reporting_length >= 1, "reporting_length",
                      "must be >= 1 with dp_aggregates: true (the DP path needs an explicit length)")
+            _require(self.synthesis_mode == "aggregate_seeded", "synthesis_mode",
+                     "must be 'aggregate_seeded' with dp_aggregates: true (only synthesis from the DP "
+                     "aggregates inherits the DP guarantee; the other modes read the sensitive records)")
         _require(self.parallel_jobs >= 1, "parallel_jobs", "must be an integer >= 1")
         _require(bool(self.prefix) and "/" not in self.prefix, "prefix", "must be a non-empty file-name prefix without '/'")
         _require(self.empty_value == "", "empty_value",

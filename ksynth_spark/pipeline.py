@@ -14,8 +14,13 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ksynth_spark import io
-from ksynth_spark.aggregate import AggregateResult, aggregate, ordered_for_file
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.storagelevel import StorageLevel
+
+from ksynth_spark.aggregate import AggregateResult, aggregate, ordered_for_file, with_selections
 from ksynth_spark.config import Config
+from ksynth_spark.dp import DpResult, dp_aggregates
 from ksynth_spark.load import load_encoded
 from ksynth_spark.model import EncodedData
 
@@ -33,6 +38,8 @@ class Release:
     staging: io.Staging
     data: Optional[EncodedData] = None
     aggregates: Optional[AggregateResult] = None
+    dp: Optional[DpResult] = None
+    dp_reportable: Optional[DataFrame] = None
     derived: dict = field(default_factory=dict)
 
     def out(self, area: str, suffix: str) -> str:
@@ -86,18 +93,45 @@ def ensure_aggregates(release: Release) -> AggregateResult:
     return release.aggregates
 
 
+def ensure_reportable(release: Release) -> tuple[DataFrame, Optional[int], str]:
+    """The publishable aggregates: k-anonymous (spec §2.4) or, with ``dp_aggregates``, DP (§3).
+
+    Returns:
+        ``(table, record_count, count_column)``: table has ``attrs, length, protected_count,
+        selections``; ``record_count`` is the published record count row.
+    """
+    aggregates = ensure_aggregates(release)
+    config = release.config
+    if not config.dp_aggregates:
+        return aggregates.reportable, aggregates.protected_record_count, "protected_count"
+    if release.dp is None:
+        with StageTimer("dp aggregates"):
+            release.dp = dp_aggregates(release.spark, release.data, config)
+        release.derived["dp"] = release.dp.spent
+        table = with_selections(release.dp.aggregates.withColumnRenamed("count", "protected_count"),
+                                release.data, config.selection_order)
+        release.dp_reportable = table.persist(StorageLevel.MEMORY_AND_DISK)
+    if release.dp.protected_record_count is None:
+        log.warning("number_of_records_epsilon_proportion is null: the exact record count is published "
+                    "in the DP aggregates (spec §3.1); set it (default 0.005) to protect it too")
+        return release.dp_reportable, release.data.n_records, "count"
+    return release.dp_reportable, release.dp.protected_record_count, "protected_count"
+
+
 def stage_aggregate(release: Release) -> None:
     """Spec §2 outputs: reportable aggregates (release), sensitive aggregates and statistics
-    (sensitive), and the working tables (tables)."""
+    (sensitive), and the working tables (tables). With ``dp_aggregates`` the reportable
+    aggregates are the DP marginals of spec §3."""
     spark, config = release.spark, release.config
     with StageTimer("aggregate"):
         result = ensure_aggregates(release)
         data = release.data
-        io.write_tsv(spark, ordered_for_file(result.reportable, "protected_count", result.protected_record_count),
+        reportable, record_count, count_column = ensure_reportable(release)
+        io.write_tsv(spark, ordered_for_file(reportable, count_column, record_count),
                      release.out("release", "reportable_aggregates.tsv"))
-        lengths = result.reportable.groupBy("length").count().orderBy("length").collect()
-        summary = [("resolution", config.k), ("reporting_length", result.reporting_length),
-                   ("protected_record_count", result.protected_record_count)]
+        lengths = reportable.groupBy("length").count().orderBy("length").collect()
+        summary = [("privacy", "differential privacy" if config.dp_aggregates else f"k-anonymity, k = {config.k}"),
+                   ("reporting_length", result.reporting_length), ("record_count", record_count)]
         summary += [(f"reportable_combinations_length_{r['length']}", r["count"]) for r in lengths]
         io.write_text(spark, release.out("release", "reportable_summary.tsv"), io.tsv_text(["parameter", "value"], summary))
 
@@ -114,7 +148,7 @@ def stage_aggregate(release: Release) -> None:
 
         fmt = config.table_format
         io.write_table(result.sensitive.select("selections", "length", "count", "attrs"), release.table("sensitive_aggregates"), fmt)
-        io.write_table(result.reportable.select("selections", "length", "protected_count", "attrs"),
+        io.write_table(reportable.select("selections", "length", F.col(count_column).alias("protected_count"), "attrs"),
                        release.table("reportable_aggregates"), fmt)
         io.write_table(spark.createDataFrame(data.attributes), release.table("attribute_dictionary"), fmt)
         io.write_table(data.records, release.table("encoded_records"), fmt)

@@ -87,19 +87,3 @@ def get_session(config: Optional[Config] = None, *, with_delta: Optional[bool] =
     session.sparkContext.setLogLevel("ERROR")
     return session
 
-
-def delta_available(spark) -> bool:
-    """True if the session can read and write Delta tables."""
-    try:
-        spark._jvm.io.delta.tables.DeltaTable  # noqa: B018 - class lookup only
-        return spark.conf.get("spark.sql.extensions", "").find("Delta") >= 0 or _class_exists(spark)
-    except Exception:  # pragma: no cover - depends on the platform
-        return False
-
-
-def _class_exists(spark) -> bool:
-    try:
-        spark._jvm.java.lang.Class.forName("io.delta.tables.DeltaTable")
-        return True
-    except Exception:
-        return False

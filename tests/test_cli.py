@@ -53,3 +53,19 @@ def test_spark_submit_job_writes_a_release(tmp_path):
     lines = (tmp_path / "out" / "release" / "gc_reportable_aggregates.tsv").read_text().splitlines()
     assert lines[0] == "selections\tprotected_count" and lines[1] == "record_count\t1000" and len(lines) > 80
     assert (tmp_path / "out" / "sensitive" / "gc_sensitive_aggregates.tsv").exists()
+
+
+def test_unresolvable_delta_jar_fails_fast_with_a_fix(tmp_path):
+    code = (
+        "from ksynth_spark.config import Config, SparkSettings\n"
+        "from ksynth_spark.session import get_session\n"
+        "from ksynth_spark.errors import SparkSetupError\n"
+        "try:\n"
+        "    get_session(Config(sensitive_microdata_path='x', spark=SparkSettings(master='local[1]',"
+        " delta_package='io.delta:no-such-artifact_2.13:0.0.1')))\n"
+        "except SparkSetupError as exc:\n"
+        "    print('ERROR:', exc)\n"
+    )
+    env = {**_env(), "SPARK_SUBMIT_OPTS": f"-Divy.home={tmp_path}/ivy"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert "ERROR:" in result.stdout and "table_format: parquet" in result.stdout
