@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Optional, Sequence
 
@@ -20,14 +21,32 @@ log = logging.getLogger("ksynth_spark")
 
 STAGE_COMMANDS = {
     "aggregate": ("aggregate",),
+    "generate": ("generate",),
+    "evaluate": ("evaluate",),
+    "showcase": ("showcase",),
     "run": None,  # every stage
 }
 
 _DESCRIPTIONS = {
     "aggregate": "Count attribute combinations up to reporting_length and write sensitive and protected "
                  "(k-anonymous) aggregates, rare-combination and records-at-risk statistics.",
+    "generate": "Generate k-synthetic microdata in the configured synthesis_mode (row_seeded, unseeded, "
+                "value_seeded, aggregate_seeded), check it independently and write it as TSV, long form and table.",
+    "showcase": "Build the self-contained data showcase page (release/<prefix>_showcase.html) from the synthetic "
+                "microdata and the reportable aggregates.",
+    "evaluate": "Evaluate the synthetic data against the sensitive and reportable aggregates (spec §5): "
+                "synthetic aggregates, leakage, preservation by length and by count bucket, suppressed and "
+                "fabricated combinations, charts and a one-page release summary.",
     "run": "Run every stage of the pipeline and commit one release.",
 }
+
+_VERIFY_DESCRIPTION = (
+    "Audit ANY synthetic dataset against the sensitive table at resolution k: every synthetic record and "
+    "every synthetic combination of up to --length attributes must describe at least k sensitive records. "
+    "Both files are parsed with the pipeline's rules (--config gives delimiter, use_columns, sensitive_zeros, "
+    "multi_value_columns, subject_id). Prints a JSON report with counts and column names only, never a "
+    "data value. Exit status: 0 passed, 1 the guarantee fails, 2 unusable input or config."
+)
 
 
 def _parse_override(text: str) -> tuple[str, object]:
@@ -53,7 +72,78 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--output-dir", help="override output_dir")
         sub.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                          help="logging level (default INFO)")
+        if name == "run":
+            stages = [stage for stage, runs in STAGE_COMMANDS.items() if runs]
+            sub.add_argument("--stage", dest="stages", action="append", choices=stages, metavar="STAGE",
+                             help="run only this stage (repeatable; run in pipeline order; default: all of "
+                                  + ", ".join(stages) + ")")
+    _add_verify_parser(commands)
     return parser
+
+
+def _add_verify_parser(commands) -> None:
+    sub = commands.add_parser("verify", help=_VERIFY_DESCRIPTION.split(":")[0], description=_VERIFY_DESCRIPTION)
+    sub.add_argument("--sensitive", metavar="PATH",
+                     help="sensitive table (CSV/TSV/Parquet/Delta; format from the extension); overrides "
+                          "sensitive_microdata_path of --config")
+    sub.add_argument("--synthetic", metavar="PATH", required=True,
+                     help="synthetic dataset to audit (.tsv, .csv, .parquet, or any path with --format)")
+    sub.add_argument("--k", type=int, metavar="K", help="resolution to check (default: reporting_resolution of --config)")
+    sub.add_argument("--length", type=int, metavar="L",
+                     help="longest combination checked (default: reporting_length of --config, else 3; 0 = all columns)")
+    sub.add_argument("--config", metavar="CONFIG", help="YAML config giving the sensitive table's parsing rules")
+    sub.add_argument("--format", dest="synthetic_format", choices=["tsv", "csv", "parquet", "delta"],
+                     help="format of the synthetic dataset (default: from its extension)")
+    sub.add_argument("--report", metavar="PATH", help="also write the JSON report to this file")
+    sub.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                     help="logging level (default WARNING)")
+
+
+def _verify_config(args):
+    """The sensitive-side Config of ``ksynth verify``: --config (if any) with --sensitive and --k applied."""
+    import os
+
+    from ksynth_spark.config import config_from_dict, load_config
+    from ksynth_spark.errors import ConfigError
+
+    overrides = {}
+    if args.sensitive:
+        overrides["sensitive_microdata_path"] = args.sensitive
+    if args.k is not None:
+        overrides["reporting_resolution"] = args.k
+    if args.config:
+        if args.sensitive:  # a command-line path is taken as given, not relative to the config
+            overrides["sensitive_microdata_path"] = os.path.abspath(args.sensitive)
+        return load_config(args.config, overrides)
+    if not args.sensitive:
+        raise ConfigError("ksynth verify needs --sensitive PATH (or --config CONFIG naming the sensitive data).")
+    if args.k is None:
+        raise ConfigError("ksynth verify needs --k K (or --config CONFIG with reporting_resolution).")
+    lower = args.sensitive.lower().rstrip("/")
+    if lower.endswith((".parquet", ".pq")):
+        overrides["input_format"] = "parquet"
+    elif lower.endswith((".tsv", ".tsv.gz", ".tab")):
+        overrides["sensitive_microdata_delimiter"] = "\t"
+    overrides["table_format"] = "parquet"  # verify writes no table: no Delta jar needed
+    return config_from_dict(overrides)
+
+
+def _run_verify(args) -> int:
+    import json
+
+    from ksynth_spark.session import get_session
+    from ksynth_spark.verify import verify
+
+    config = _verify_config(args)
+    uses_delta = config.input_format == "delta" or args.synthetic_format == "delta"
+    spark = get_session(config, with_delta=uses_delta)
+    report = verify(spark, config, args.synthetic, config.k, args.length, args.synthetic_format)
+    text = json.dumps(report, indent=2) + "\n"
+    sys.stdout.write(text)
+    if args.report:
+        with open(args.report, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    return 0 if report["passed"] else 1
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -70,17 +160,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``ksynth`` console script and of the spark-submit jobs."""
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level)
+    from ksynth_spark import __version__
+
+    log.info("ksynth-spark %s from %s", __version__, os.path.dirname(os.path.abspath(__file__)))
     try:
         from ksynth_spark.config import load_config
         from ksynth_spark.pipeline import STAGES, run_stages
         from ksynth_spark.session import get_session
 
+        if args.command == "verify":
+            return _run_verify(args)
         overrides = dict(args.overrides)
         if args.output_dir:
             overrides["output_dir"] = args.output_dir
         config = load_config(args.config, overrides)
         spark = get_session(config)
-        stages = STAGE_COMMANDS[args.command] or STAGES
+        stages = STAGE_COMMANDS[args.command] or tuple(getattr(args, "stages", None) or STAGES)
         run_stages(spark, config, stages)
         return 0
     except KsynthError as exc:

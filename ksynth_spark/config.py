@@ -100,6 +100,8 @@ class Config:
     empty_value: str = ""
     seed: Optional[int] = None
     table_format: Literal["delta", "parquet"] = "delta"
+    output_catalog: Optional[str] = None
+    output_table_names: dict[str, str] = field(default_factory=dict)
     spark: SparkSettings = field(default_factory=SparkSettings)
     # showcase (spec §6.3, dashboard only)
     report_title: str = "Synthetic data showcase"
@@ -174,6 +176,10 @@ class Config:
                  "the subject_id column cannot also be a multi-value column")
         for column, delimiter in self.multi_value_columns.items():
             _require(len(delimiter) >= 1, "multi_value_columns", f"the delimiter of column '{column}' is empty")
+        if self.output_catalog is not None:
+            parts = self.output_catalog.split(".")
+            _require(1 <= len(parts) <= 2 and all(p.strip() for p in parts), "output_catalog",
+                     "must be 'schema' or 'catalog.schema' (managed tables are written there)")
         self.spark.validate()
         return self
 

@@ -25,7 +25,10 @@ AREAS = ("release", "sensitive", "tables")
 def _path(spark, path: str):
     jvm = spark._jvm
     hpath = jvm.org.apache.hadoop.fs.Path(path)
-    return hpath.getFileSystem(spark._jsc.hadoopConfiguration()), hpath
+    fs = hpath.getFileSystem(spark._jsc.hadoopConfiguration())
+    if fs.getScheme() == "file":
+        fs.setWriteChecksum(False)  # no hidden .crc files next to released local files
+    return fs, hpath
 
 
 def exists(spark, path: str) -> bool:
@@ -181,10 +184,14 @@ class Staging:
             return
         for status in fs.listStatus(root):
             name = status.getPath().getName()
+            if name.endswith(".crc"):
+                continue
             if status.isDirectory() and name in AREAS:
                 _, target_dir = _path(self.spark, self.final_path(name))
                 fs.mkdirs(target_dir)
                 for entry in fs.listStatus(status.getPath()):
+                    if entry.getPath().getName().endswith(".crc"):
+                        continue
                     self._replace(fs, entry.getPath(), self.final_path(name, entry.getPath().getName()))
             else:
                 self._replace(fs, status.getPath(), self.final_path("", name))

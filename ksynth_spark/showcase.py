@@ -51,7 +51,7 @@ import math
 import numbers
 import re
 from collections.abc import Mapping
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -66,7 +66,8 @@ DEFAULT_PAGE_NAME = "Other attributes"
 #: Name of the single page used when no ``report_pages`` are given.
 ALL_ATTRIBUTES_PAGE_NAME = "All attributes"
 
-_ASSET_DIR = Path(__file__).resolve().parent / "showcase_assets"
+#: Package-relative folder of the page assets, read with importlib.resources (works from a zip).
+_ASSET_PACKAGE, _ASSET_DIR_NAME = __package__ or "ksynth_spark", "showcase_assets"
 _PLACEHOLDER_RE = re.compile(r"/\*__(?:DATA|SCRIPT|STYLE)__\*/|__TITLE__")
 _DATA_RE = re.compile(
     r'<script type="application/json" id="showcase-data">(.*?)</script>', re.DOTALL
@@ -522,7 +523,9 @@ def _json_for_script(data: dict) -> str:
 
 
 def _read_asset(name: str) -> str:
-    return (_ASSET_DIR / name).read_text(encoding="utf-8")
+    """Reads one page asset through importlib.resources, so it also works when the package is
+    imported from a zip (spark-submit ``--py-files``) or an egg."""
+    return resources.files(_ASSET_PACKAGE).joinpath(_ASSET_DIR_NAME).joinpath(name).read_text(encoding="utf-8")
 
 
 def _html_escape(text: str) -> str:

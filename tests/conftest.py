@@ -2,6 +2,7 @@
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,8 @@ def spark():
 
     config = Config(sensitive_microdata_path="unused",
                     spark=SparkSettings(master="local[2]", app_name="ksynth-tests",
-                                        conf={"spark.sql.shuffle.partitions": "4"}))
+                                        conf={"spark.sql.shuffle.partitions": "4",
+                                              "spark.sql.warehouse.dir": tempfile.mkdtemp(prefix="ksynth-warehouse-")}))
     session = get_session(config)
     yield session
     session.stop()

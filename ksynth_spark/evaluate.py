@@ -1,0 +1,606 @@
+"""Evaluate stage: how private and how useful is a synthetic dataset (spec §5)?
+
+The module's one job is to compare the synthetic records with the sensitive aggregates ``S``
+and the reportable aggregates ``P`` and to write the evaluation reports. All per-combination
+work runs on executors: the synthetic aggregates ``Y`` are counted with
+:func:`ksynth_spark.aggregate.count_combinations_df`, ``S`` and ``Y`` (and ``S`` and ``P``) are
+full-outer-joined on the combination, and every metric is a conditional sum over that join,
+grouped by ``(length, target count)``. Only that small grouped table (a few rows per length and
+distinct synthetic count) is collected to the driver, where §5.1, §5.3, §5.4 and §5.5 are
+derived from it with pandas. Two further small results are collected: the single-attribute
+counts (one row per attribute) and the packed keys of the rare synthetic combinations, which are
+broadcast to find the synthetic records holding them (§5.6).
+
+File placement rule (what goes where under ``output_dir``):
+
+* ``release/`` gets only outputs derived from the synthetic data or aggregate-level metrics:
+  the synthetic aggregates, leakage and preservation by length and by count bucket, the two
+  stats files, the single-attribute synthetic-vs-protected counts, the charts of those tables
+  and ``<prefix>_summary.md``.
+* ``sensitive/`` gets files with per-combination or per-record facts about the sensitive data:
+  the synthetic rare combinations report (it carries sensitive counts per combination and
+  synthetic record ids), and the chart of the sensitive rare-by-length table (whose TSV the
+  aggregate stage already writes to ``sensitive/``).
+* ``tables/`` gets the synthetic aggregates table (``table_format``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.storagelevel import StorageLevel
+
+from ksynth_spark import io
+from ksynth_spark.aggregate import (
+    AggregateResult,
+    _csr,
+    _key_columns,
+    count_combinations_df,
+    decode_keys,
+    ordered_for_file,
+    with_selections,
+)
+from ksynth_spark.charts import render_evaluation_charts
+from ksynth_spark.combinations import enumerate_combinations, fits_column_sets, sortable, walk_column_sets
+from ksynth_spark.config import Config
+from ksynth_spark.model import EncodedData
+
+log = logging.getLogger(__name__)
+
+#: Upper edge of the first count bucket of spec §5.4 (bucket edges are 10, 20, 40, ...).
+FIRST_BUCKET_EDGE = 10
+
+#: Sums collected per (length, target count) group; every §5 metric derives from them.
+_SUM_COLUMNS = ["n_x", "n_z", "n_suppressed", "n_fabricated", "n_common", "abs_error", "sum_x",
+                "n_omega", "sum_pres", "sum_pe", "n_leak", "n_unsupported"]
+
+
+@dataclass
+class EvaluationResult:
+    """Outputs of the evaluate stage.
+
+    Attributes:
+        synthetic_aggregates: ``attrs, length, count, selections`` for every synthetic
+            combination up to R (persisted; publishable: derived from synthetic data only).
+        leakage_by_length: ``syn_combo_length, combo_count, leak_count, leak_proportion`` (§5.1).
+        preservation_by_length: ``syn_combo_length, mean_combo_count, count_preservation,
+            mean_proportional_error`` (§5.3).
+        preservation_by_count: ``syn_count_bucket, mean_combo_count, mean_combo_length,
+            count_preservation, mean_proportional_error``, edges descending (§5.4).
+        stats_synthetic: ``(Metric, Value)`` rows of ``P_stats_synthetic_data.tsv`` (S vs Y).
+        stats_aggregate: ``(Metric, Value)`` rows of ``P_stats_aggregate_counts.tsv`` (S vs P).
+        synthetic_rare_combos: ``combo_length, combo, record_id, syn_count, sen_count`` (§5.6),
+            ordered; persisted. Sensitive (sensitive counts per combination).
+        single_attribute_counts: ``column, value, synthetic_count, protected_count`` for every
+            attribute present in the synthetic data or in the reportable aggregates.
+        headline: Headline figures (see :func:`evaluate`).
+    """
+
+    synthetic_aggregates: DataFrame
+    leakage_by_length: pd.DataFrame
+    preservation_by_length: pd.DataFrame
+    preservation_by_count: pd.DataFrame
+    stats_synthetic: list[tuple[str, str]]
+    stats_aggregate: list[tuple[str, str]]
+    synthetic_rare_combos: DataFrame
+    single_attribute_counts: pd.DataFrame
+    headline: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------- comparison sums
+def join_counts(x: DataFrame, z: DataFrame) -> DataFrame:
+    """Full outer join of source ``x`` and target ``z`` (both ``attrs, length, count``) on the
+    combination: ``attrs, length, x, z`` with ``x``/``z`` null where the combination is absent."""
+    return x.select("attrs", F.col("length").alias("lx"), F.col("count").alias("x")).join(
+        z.select("attrs", F.col("length").alias("lz"), F.col("count").alias("z")), "attrs", "full_outer"
+    ).select("attrs", F.coalesce("lx", "lz").alias("length"), "x", "z")
+
+
+def comparison_sums(joined: DataFrame, k: int) -> pd.DataFrame:
+    """Sums over a :func:`join_counts` result (source X = sensitive S, target Z = synthetic Y or
+    reportable P), grouped by length and target count.
+
+    Args:
+        joined: ``attrs, length, x, z`` from :func:`join_counts`.
+        k: The resolution (rare = count < k).
+
+    Returns:
+        A small pandas table (collected to the driver), one row per ``(length, z)`` where ``z``
+        is the target count (0 if absent), with the sums of :data:`_SUM_COLUMNS`: combinations in
+        X / Z / only X / only Z / both, Σ|X−Z| over both, ΣX over X, and over the preservation
+        universe Ω = {S ≥ k} ∪ Z (§5.2): its size, Σ pres, Σ pe; leak count (§5.1) and the number
+        of Z combinations whose X count is below k.
+    """
+    in_x, in_z = F.col("x").isNotNull(), F.col("z").isNotNull()
+    x0, z0 = F.coalesce("x", F.lit(0)).cast("double"), F.coalesce("z", F.lit(0)).cast("long")
+    omega = (x0 >= k) | in_z
+    pres = F.when(x0 > 0, F.least(z0 / x0, F.lit(1.0))).otherwise(0.0)
+    pe = F.when(x0 > 0, F.abs(z0 - x0) / x0).otherwise(1.0)
+
+    def n(condition):
+        return F.sum(condition.cast("long"))
+
+    grouped = joined.groupBy("length", z0.alias("z")).agg(
+        n(in_x).alias("n_x"),
+        n(in_z).alias("n_z"),
+        n(in_x & ~in_z).alias("n_suppressed"),
+        n(in_z & ~in_x).alias("n_fabricated"),
+        n(in_x & in_z).alias("n_common"),
+        F.sum(F.when(in_x & in_z, F.abs(z0 - x0)).otherwise(0.0)).alias("abs_error"),
+        F.sum(x0).alias("sum_x"),
+        n(omega).alias("n_omega"),
+        F.sum(F.when(omega, pres).otherwise(0.0)).alias("sum_pres"),
+        F.sum(F.when(omega, pe).otherwise(0.0)).alias("sum_pe"),
+        n(in_x & (x0 < k) & in_z & (z0 < k)).alias("n_leak"),
+        n(in_z & (x0 < k)).alias("n_unsupported"),
+    )
+    table = grouped.toPandas()
+    if table.empty:
+        table = pd.DataFrame(columns=["length", "z"] + _SUM_COLUMNS)
+    return table.astype({c: float for c in ["abs_error", "sum_x", "sum_pres", "sum_pe"]}).astype(
+        {c: np.int64 for c in ["length", "z"] + [c for c in _SUM_COLUMNS if c.startswith("n_")]})
+
+
+def _per_length(sums: pd.DataFrame, max_length: int) -> pd.DataFrame:
+    """Sums per length ``1..max_length`` (missing lengths are zero rows); adds Σ Y over Ω."""
+    frame = sums.assign(sum_z_omega=sums["z"] * sums["n_omega"])
+    by_length = frame.groupby("length")[_SUM_COLUMNS + ["sum_z_omega"]].sum()
+    return by_length.reindex(range(1, max_length + 1), fill_value=0)
+
+
+def _ratio(numerator, denominator):
+    """Element-wise ``numerator / denominator`` with 0 where the denominator is 0."""
+    numerator = np.asarray(numerator, dtype=float)
+    denominator = np.asarray(denominator, dtype=float)
+    return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator != 0)
+
+
+# ---------------------------------------------------------------------------------- §5.1, §5.3, §5.4
+def leakage_by_length(sums: pd.DataFrame, max_length: int) -> pd.DataFrame:
+    """Spec §5.1 per length 1..R from S-vs-Y sums."""
+    per = _per_length(sums, max_length)
+    return pd.DataFrame({
+        "syn_combo_length": per.index.astype(int),
+        "combo_count": per["n_z"].astype(int).to_numpy(),
+        "leak_count": per["n_leak"].astype(int).to_numpy(),
+        "leak_proportion": _ratio(per["n_leak"], per["n_z"]),
+    })
+
+
+def preservation_by_length(sums: pd.DataFrame, max_length: int) -> pd.DataFrame:
+    """Spec §5.3 per length 1..R (empty lengths are zero rows) from S-vs-Y sums."""
+    per = _per_length(sums, max_length)
+    return pd.DataFrame({
+        "syn_combo_length": per.index.astype(int),
+        "mean_combo_count": _ratio(per["sum_z_omega"], per["n_omega"]),
+        "count_preservation": _ratio(per["sum_pres"], per["n_omega"]),
+        "mean_proportional_error": _ratio(per["sum_pe"], per["n_omega"]),
+    })
+
+
+def bucket_edges(max_count: int) -> list[int]:
+    """Spec §5.4 edges: 10, 20, 40, ... until the last edge is ≥ ``max_count``."""
+    edges = [FIRST_BUCKET_EDGE]
+    while edges[-1] < max_count:
+        edges.append(2 * edges[-1])
+    return edges
+
+
+def preservation_by_count(sums: pd.DataFrame) -> tuple[pd.DataFrame, float]:
+    """Spec §5.4 from S-vs-Y sums.
+
+    Returns:
+        ``(table, overall_mpe)``: the table has every edge, descending, empty buckets as zero
+        rows; ``overall_mpe`` is the **[COMPAT]** mean over ALL buckets of the bucket mean pe.
+    """
+    in_y = sums[sums["n_z"] > 0]
+    edges = bucket_edges(int(in_y["z"].max()) if len(in_y) else 0)
+    frame = sums[sums["n_omega"] > 0].copy()
+    frame["bucket"] = np.asarray(edges, dtype=np.int64)[np.searchsorted(edges, frame["z"].to_numpy(), side="left")]
+    frame["sum_z"] = frame["z"] * frame["n_omega"]
+    frame["sum_length"] = frame["length"] * frame["n_omega"]
+    per = frame.groupby("bucket")[["n_omega", "sum_z", "sum_length", "sum_pres", "sum_pe"]].sum()
+    per = per.reindex(sorted(edges, reverse=True), fill_value=0)
+    table = pd.DataFrame({
+        "syn_count_bucket": per.index.astype(int),
+        "mean_combo_count": _ratio(per["sum_z"], per["n_omega"]),
+        "mean_combo_length": _ratio(per["sum_length"], per["n_omega"]),
+        "count_preservation": _ratio(per["sum_pres"], per["n_omega"]),
+        "mean_proportional_error": _ratio(per["sum_pe"], per["n_omega"]),
+    })
+    return table, float(table["mean_proportional_error"].mean())
+
+
+# ---------------------------------------------------------------------------------- §5.5
+def summary_metrics(sums: pd.DataFrame, max_length: int, n_source: int, n_target: int) -> dict:
+    """Spec §5.5 for source X and target Z from their comparison sums.
+
+    Returns:
+        ``suppressed_pct, fabricated_pct, mae, mean_count, record_expansion_pct`` and, per length
+        ``l`` with common combinations, ``by_length[l] = (mean_count(l), mae(l))``.
+    """
+    per = _per_length(sums, max_length)
+    n_x = float(per["n_x"].sum())
+    by_length = {
+        int(length): (float(_ratio(row.sum_x, row.n_x)), float(_ratio(row.abs_error, row.n_common)))
+        for length, row in per.iterrows() if row.n_common > 0
+    }
+    return {
+        "suppressed_pct": float(100 * _ratio(per["n_suppressed"].sum(), n_x)),
+        "fabricated_pct": float(100 * _ratio(per["n_fabricated"].sum(), n_x)),
+        "mae": float(_ratio(per["abs_error"].sum(), per["n_common"].sum())),
+        "mean_count": float(_ratio(per["sum_x"].sum(), n_x)),
+        "record_expansion_pct": float(100 * (n_target / n_source - 1)) if n_source else 0.0,
+        "by_length": by_length,
+    }
+
+
+def _pct(value: float) -> str:
+    return f"{value:.2f} %"
+
+
+def stats_rows(metrics: dict, mean_proportional_error: float | None = None) -> list[tuple[str, str]]:
+    """``Metric, Value`` rows of the stats files (spec §6.1).
+
+    Args:
+        metrics: Output of :func:`summary_metrics`.
+        mean_proportional_error: If given (S vs Y), the ``Expansion Ratio`` and
+            ``Mean Proportional error %`` rows are appended.
+    """
+    rows = [("Suppressed combinations %", _pct(metrics["suppressed_pct"])),
+            ("Fabricated combinations %", _pct(metrics["fabricated_pct"]))]
+    for length, (mean, error) in sorted(metrics["by_length"].items()):
+        rows.append((f"{length}-counts mean value +/- mean error", f"{mean:.2f} +/- {error:.2f}"))
+    rows.append(("Mean value +/- Mean error", f"{metrics['mean_count']:.2f} +/- {metrics['mae']:.2f}"))
+    if mean_proportional_error is not None:
+        rows.append(("Expansion Ratio", _pct(metrics["record_expansion_pct"])))
+        rows.append(("Mean Proportional error %", _pct(100 * mean_proportional_error)))
+    return rows
+
+
+# ---------------------------------------------------------------------------------- §5.6
+def _member_instances(codec, layout, offsets, ids, members, max_length):
+    """Yields ``(rows, keys)``: every combination instance (record row, packed key) of length
+    1..max_length of the CSR records whose key is in ``members`` (sorted sortable keys).
+
+    Walks column sets (each distinct combination is looked up once) when the code space fits
+    int64, else enumerates every instance.
+    """
+    def hits(packed):
+        view = sortable(packed)
+        pos = np.minimum(np.searchsorted(members, view), members.size - 1)
+        return members[pos] == view
+
+    if fits_column_sets(layout, max_length):
+        for group in walk_column_sets(layout, layout.wide_codes(offsets, ids), max_length):
+            found = hits(codec.pack(group.distinct_attrs))
+            if found.any():
+                instance = found[group.inverse]
+                yield group.rows[instance], codec.pack(group.distinct_attrs[group.inverse[instance]])
+        return
+    for rows, packed, _ in enumerate_combinations(codec, offsets, ids, range(1, max_length + 1)):
+        found = hits(packed)
+        if found.any():
+            yield rows[found], packed[found]
+
+
+def rare_combination_records(spark, synthetic_records: DataFrame, counts, k: int, max_length: int) -> DataFrame:
+    """Synthetic records (``record_id``) holding each synthetic combination with count < k.
+
+    The packed keys of the rare synthetic combinations are collected to the driver and
+    broadcast (8 bytes per key and word); each executor walks the combinations of its
+    synthetic records and keeps the members.
+
+    Returns:
+        ``(hits, broadcast)``: hits is ``record_id, attrs, length`` (one row per record and rare
+        combination it holds); unpersist the broadcast once hits are materialised.
+    """
+    codec, layout = counts.codec, counts.layout
+    keys = _key_columns(codec)
+    rare = counts.packed.filter(F.col("count") < k).select(*keys).toArrow()
+    rare_keys = (np.column_stack([rare.column(c).to_numpy() for c in keys]) if rare.num_rows
+                 else np.zeros((0, len(keys)), np.int64))
+    shared = spark.sparkContext.broadcast(np.sort(sortable(rare_keys)))
+    schema = "record_id long, " + ", ".join(f"{c} long" for c in keys)
+
+    def kernel(batches):
+        members = shared.value
+        for batch in batches:
+            if not members.size or not batch.num_rows:
+                continue
+            offsets, ids = _csr(batch)
+            record_ids = batch.column("syn_id").to_numpy().astype(np.int64)
+            for rows, packed in _member_instances(codec, layout, offsets, ids, members, max_length):
+                columns = [pa.array(record_ids[rows])] + [pa.array(packed[:, i]) for i in range(codec.n_words)]
+                yield pa.RecordBatch.from_arrays(columns, names=["record_id"] + keys)
+
+    return decode_keys(synthetic_records.select("syn_id", "attrs").mapInArrow(kernel, schema), codec), shared
+
+
+def rare_combinations_report(spark, data: EncodedData, sensitive_vs_synthetic: DataFrame, synthetic_records: DataFrame,
+                             counts, k: int, max_length: int) -> DataFrame:
+    """Spec §5.6: ``combo_length, combo, record_id, syn_count, sen_count``, ordered by length,
+    combo string, record id (persisted and materialised). ``sen_count = floor_k(S(c))``.
+
+    Args:
+        sensitive_vs_synthetic: The S-vs-Y :func:`join_counts` result (gives S(c) and Y(c)).
+    """
+    rare = with_selections(
+        sensitive_vs_synthetic.filter(F.col("z") < k).select(
+            "attrs", F.col("z").alias("syn_count"),
+            (F.floor(F.coalesce("x", F.lit(0)) / k) * k).cast("long").alias("sen_count")),
+        data, "ordinal")
+    hits, shared = rare_combination_records(spark, synthetic_records, counts, k, max_length)
+    report = (
+        hits.join(rare, "attrs")
+        .select(
+            F.col("length").alias("combo_length"),
+            F.regexp_replace("selections", ";", " AND ").alias("combo"),
+            "record_id",
+            F.col("syn_count").cast("long"),
+            "sen_count",
+        )
+        .orderBy("combo_length", "combo", "record_id")
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    report.count()
+    shared.unpersist()
+    return report
+
+
+# ---------------------------------------------------------------------------------- single attributes
+def single_attribute_counts(data: EncodedData, synthetic: DataFrame, reportable: DataFrame) -> pd.DataFrame:
+    """Synthetic vs protected count of every attribute present in Y or in P (length 1).
+
+    Collected to the driver: at most one row per attribute from each side. Attributes absent
+    from both (e.g. rare values) are left out, so no unpublished value is named.
+    """
+    def singles(df: DataFrame, column: str) -> pd.DataFrame:
+        rows = df.filter(F.col("length") == 1).select(F.col("attrs")[0].alias("attr_id"), F.col(column)).collect()
+        return pd.DataFrame([(int(r[0]), int(r[1])) for r in rows], columns=["attr_id", column])
+
+    merged = singles(synthetic, "count").merge(singles(reportable, "protected_count"), on="attr_id", how="outer")
+    merged = merged.fillna(0).astype(np.int64).merge(data.attributes[["attr_id", "column", "value"]], on="attr_id")
+    merged = merged.sort_values("attr_id", kind="stable")
+    return pd.DataFrame({
+        "column": merged["column"].to_numpy(),
+        "value": merged["value"].to_numpy(),
+        "synthetic_count": merged["count"].to_numpy(dtype=np.int64),
+        "protected_count": merged["protected_count"].to_numpy(dtype=np.int64),
+    })
+
+
+# ---------------------------------------------------------------------------------- stage
+def synthetic_aggregates(data: EncodedData, synthetic_records: DataFrame, max_length: int, selection_order: str):
+    """Counts the synthetic combinations up to ``max_length`` (Y) on executors.
+
+    Y is counted straight from the synthetic records, which are encoded in the sensitive
+    attribute-id space. That is equivalent to re-reading the written synthetic TSV with the same
+    parsing rules (spec §5: all columns, multi-value expansion, sensitive zeros, empty cells
+    absent, no record limit, no subject id): every synthetic value is a sensitive attribute
+    that already went through that normalisation, so re-parsing maps it to the same id.
+
+    Returns:
+        ``(counts, aggregates)``: the :class:`~ksynth_spark.aggregate.CombinationCounts` and the
+        persisted ``attrs, length, count, selections`` DataFrame.
+    """
+    counts = count_combinations_df(synthetic_records.select(F.array_sort("attrs").alias("attrs")), data, max_length)
+    aggregates = with_selections(counts.decoded, data, selection_order).persist(StorageLevel.MEMORY_AND_DISK)
+    return counts, aggregates
+
+
+def evaluate(spark, data: EncodedData, aggregates: AggregateResult, synthetic_records: DataFrame,
+             config: Config, reportable: Optional[DataFrame] = None,
+             reportable_record_count: Optional[int] = None) -> EvaluationResult:
+    """Runs spec §5 for ``synthetic_records`` (``syn_id long, attrs array<int>``; ``syn_id`` is
+    the 0-based row index of the record in the synthetic file).
+
+    ``reportable`` (``attrs, length, protected_count``) and its published record count default
+    to the k-anonymous ``aggregates.reportable`` and ``floor_k(N)``; pass the DP table and its
+    record count with ``dp_aggregates``.
+
+    Collected to the driver: the per-(length, count) comparison sums of S vs Y and S vs P, one
+    row per attribute for the single-attribute counts, the synthetic record count, and the
+    packed keys of the rare synthetic combinations (broadcast for §5.6). Never a record.
+
+    Returns:
+        The :class:`EvaluationResult`; ``headline`` holds ``k, reporting_length, synthesis_mode,
+        records_in`` (the published record count, floor_k(N) by default), ``records_out`` (N_Y),
+        ``expansion_ratio`` (N_Y / N, as the synthesizer reports it), ``record_expansion_pct``
+        (spec §5.5: 100·(N_Y/N − 1), against the exact N), ``mean_proportional_error`` (§5.4 COMPAT overall),
+        ``leakage_total``, ``leakage_by_length``, ``suppressed_pct``, ``fabricated_pct``,
+        ``preservation_by_length``, ``synthetic_combinations``, ``synthetic_rare_combinations``
+        and ``unsupported_combinations`` (synthetic combinations with sensitive count < k).
+    """
+    k, length = config.k, aggregates.reporting_length
+    reportable = aggregates.reportable if reportable is None else reportable
+    records_in = aggregates.protected_record_count if reportable_record_count is None else reportable_record_count
+    started = time.monotonic()
+    synthetic_records = synthetic_records.select("syn_id", F.array_sort("attrs").alias("attrs"))
+    n_synthetic = synthetic_records.count()
+    counts, y = synthetic_aggregates(data, synthetic_records, length, config.selection_order)
+    log.info("evaluate: %d synthetic records, combinations counted up to length %d", n_synthetic, length)
+
+    sy_joined = join_counts(aggregates.sensitive, y).persist(StorageLevel.MEMORY_AND_DISK)
+    sy = comparison_sums(sy_joined, k)
+    sp = comparison_sums(join_counts(aggregates.sensitive, reportable.withColumnRenamed("protected_count", "count")), k)
+    leakage = leakage_by_length(sy, length)
+    by_length = preservation_by_length(sy, length)
+    by_count, mpe = preservation_by_count(sy)
+    # Released figures use the published record count, never the exact N (which the 2-decimal
+    # expansion percentage would otherwise reveal to within a few records).
+    metrics_y = summary_metrics(sy, length, records_in, n_synthetic)
+    metrics_p = summary_metrics(sp, length, aggregates.n_records, records_in)
+    rare_report = rare_combinations_report(spark, data, sy_joined, synthetic_records, counts, k, length)
+    singles = single_attribute_counts(data, y, reportable)
+    for df in (sy_joined, counts.rows, counts.packed, counts.decoded):  # y itself stays cached
+        df.unpersist()
+
+    headline = {
+        "k": k,
+        "reporting_length": length,
+        "synthesis_mode": config.synthesis_mode,
+        "records_in": int(records_in),
+        "records_out": int(n_synthetic),
+        "expansion_ratio": n_synthetic / aggregates.n_records if aggregates.n_records else 0.0,
+        "record_expansion_pct": metrics_y["record_expansion_pct"],
+        "mean_proportional_error": mpe,
+        "leakage_total": int(leakage["leak_count"].sum()),
+        "leakage_by_length": dict(zip(leakage["syn_combo_length"].tolist(), leakage["leak_count"].tolist())),
+        "suppressed_pct": metrics_y["suppressed_pct"],
+        "fabricated_pct": metrics_y["fabricated_pct"],
+        "preservation_by_length": dict(zip(by_length["syn_combo_length"].tolist(),
+                                           by_length["count_preservation"].tolist())),
+        "synthetic_combinations": int(sy["n_z"].sum()),
+        "synthetic_rare_combinations": int(sy.loc[sy["z"] < k, "n_z"].sum()),
+        "unsupported_combinations": int(sy["n_unsupported"].sum()),
+    }
+    log.info("evaluate: leakage %d, mean proportional error %.4f, suppressed %.2f %%, fabricated %.2f %% (%.1f s)",
+             headline["leakage_total"], mpe, headline["suppressed_pct"], headline["fabricated_pct"],
+             time.monotonic() - started)
+    return EvaluationResult(
+        synthetic_aggregates=y,
+        leakage_by_length=leakage,
+        preservation_by_length=by_length,
+        preservation_by_count=by_count,
+        stats_synthetic=stats_rows(metrics_y, mpe),
+        stats_aggregate=stats_rows(metrics_p),
+        synthetic_rare_combos=rare_report,
+        single_attribute_counts=singles,
+        headline=headline,
+    )
+
+
+# ---------------------------------------------------------------------------------- writing
+def _write_small(spark, path: str, table: pd.DataFrame) -> None:
+    io.write_text(spark, path, io.tsv_text(table.columns, table.itertuples(index=False)))
+
+
+def write_evaluation(spark, release, result: EvaluationResult) -> None:
+    """Writes the evaluation outputs into the release's staging area (see the module docstring
+    for the placement rule) and records ``expansion_ratio``, ``record_expansion_pct`` and
+    ``mean_proportional_error`` in ``release.derived`` (the effective config). Large tables are
+    written by executors (:func:`ksynth_spark.io.write_tsv`); only the small tables pass through
+    the driver."""
+    config = release.config
+    headline = result.headline
+    # DP releases promise privacy for what is derived from the DP aggregates only: everything
+    # compared against the sensitive data stays restricted.
+    public = "sensitive" if config.dp_aggregates else "release"
+    io.write_tsv(spark, ordered_for_file(result.synthetic_aggregates, "count", headline["records_out"]),
+                 release.out("release", "synthetic_aggregates.tsv"))
+    _write_small(spark, release.out(public, "synthetic_leakage_by_length.tsv"), result.leakage_by_length)
+    _write_small(spark, release.out(public, "preservation_by_length.tsv"), result.preservation_by_length)
+    _write_small(spark, release.out(public, "preservation_by_count.tsv"), result.preservation_by_count)
+    _write_small(spark, release.out(public, "single_attribute_counts.tsv"), result.single_attribute_counts)
+    for name, rows in (("stats_synthetic_data.tsv", result.stats_synthetic),
+                       ("stats_aggregate_counts.tsv", result.stats_aggregate)):
+        io.write_text(spark, release.out(public, name), io.tsv_text(["Metric", "Value"], rows))
+    io.write_tsv(spark, result.synthetic_rare_combos, release.out("sensitive", "synthetic_rare_combos_by_length.tsv"))
+    io.write_table(result.synthetic_aggregates.select("selections", "length", "count", "attrs"),
+                   release.table("synthetic_aggregates"), config.table_format)
+
+    rare_by_length = release.aggregates.rare_by_length if release.aggregates is not None else None
+    charts = render_evaluation_charts(
+        config.prefix, config.k,
+        sensitive_rare_by_length=rare_by_length,
+        synthetic_leakage_by_length=result.leakage_by_length,
+        preservation_by_length=result.preservation_by_length,
+        preservation_by_count=result.preservation_by_count,
+        single_attribute_counts=result.single_attribute_counts,
+    )
+    released_charts = []
+    for name, content in sorted(charts.items()):
+        area = "sensitive" if name.startswith(f"{config.prefix}_sensitive_") else public
+        io.write_bytes(spark, release.staging.path(area, name), content)
+        if area == "release":
+            released_charts.append(name)
+    release.evaluation_charts = {name: charts[name] for name in released_charts}
+    io.write_text(spark, release.out(public, "summary.md"), summary_markdown(config, result, released_charts))
+    release.derived.update(expansion_ratio=headline["expansion_ratio"],
+                           record_expansion_pct=headline["record_expansion_pct"],
+                           mean_proportional_error=headline["mean_proportional_error"])
+
+
+def privacy_statement(config: Config, headline: dict) -> str:
+    """The plain-words privacy statement of the summary (k filled in, mode-aware)."""
+    k, length = config.k, headline["reporting_length"]
+    if config.synthesis_mode == "aggregate_seeded" and config.dp_aggregates:
+        return ("This synthetic dataset was generated from differentially private aggregates "
+                f"(epsilon = {config.noise_epsilon:g}); its protection is differential privacy, not a group size k.")
+    if headline["unsupported_combinations"] or headline["leakage_total"]:
+        return (f"WARNING: {headline['unsupported_combinations']} combination(s) of up to {length} attributes in this "
+                f"synthetic dataset describe fewer than {k} individuals in the sensitive data "
+                f"({headline['leakage_total']} of them are rare in both). Do not publish it.")
+    statement = (f"Every combination of attributes in this synthetic dataset describes a group of at least {k} "
+                 "individuals in the sensitive data")
+    if config.synthesis_mode == "aggregate_seeded":
+        return (statement + f", for combinations of up to {length} attributes (the reporting length) only; "
+                "longer combinations carry no such guarantee.")
+    return statement + "."
+
+
+def summary_markdown(config: Config, result: EvaluationResult, chart_files: list[str]) -> str:
+    """One-page plain-words summary of the release (``release/<prefix>_summary.md``)."""
+    h = result.headline
+    records_in_note = ("record count as published in the differentially private aggregates" if config.dp_aggregates
+                       else "sensitive records, rounded down to a multiple of k")
+    lines = [
+        f"# Synthetic data release: {config.prefix}",
+        "",
+        f"- Privacy resolution k: {h['k']}",
+        f"- Reporting length (longest combination counted): {h['reporting_length']}",
+        f"- Synthesis mode: {h['synthesis_mode']}",
+        f"- Records in ({records_in_note}): {h['records_in']:,}",
+        f"- Records out (synthetic records): {h['records_out']:,}",
+        "",
+        "## Privacy",
+        "",
+        privacy_statement(config, h),
+        "",
+        "Leakage (combinations rare in the sensitive data that are also rare in the synthetic data) by length: "
+        + ", ".join(f"length {l}: {n}" for l, n in h["leakage_by_length"].items()) + ".",
+        "",
+        "## Utility",
+        "",
+        "| length | count preservation | mean proportional error |",
+        "| --- | --- | --- |",
+    ]
+    for row in result.preservation_by_length.itertuples(index=False):
+        lines.append(f"| {row.syn_combo_length} | {row.count_preservation:.4f} | {row.mean_proportional_error:.4f} |")
+    lines += [
+        "",
+        f"- Mean proportional error (mean over count buckets): {h['mean_proportional_error']:.4f}",
+        f"- Suppressed combinations (sensitive combinations missing from the synthetic data): {h['suppressed_pct']:.2f} %",
+        f"- Fabricated combinations (synthetic combinations absent from the sensitive data): {h['fabricated_pct']:.2f} %",
+        "",
+        "## Charts",
+        "",
+    ]
+    stems: dict[str, list[str]] = {}
+    for name in chart_files:
+        stem, _, ext = name.rpartition(".")
+        stems.setdefault(stem, []).append(ext)
+    lines += [f"- {stem} ({', '.join(f'.{e}' for e in sorted(exts, reverse=True))})" for stem, exts in stems.items()]
+    return "\n".join(lines) + "\n"
+
+
+def evaluate_release(release, synthetic_records: DataFrame, reportable: Optional[DataFrame] = None,
+                     reportable_record_count: Optional[int] = None) -> EvaluationResult:
+    """The whole evaluate stage for a pipeline run: :func:`evaluate` then :func:`write_evaluation`.
+
+    Needs ``release.data`` and ``release.aggregates`` (the caller runs the earlier stages first);
+    ``reportable`` / ``reportable_record_count`` as in :func:`evaluate`.
+    """
+    result = evaluate(release.spark, release.data, release.aggregates, synthetic_records, release.config,
+                      reportable, reportable_record_count)
+    write_evaluation(release.spark, release, result)
+    return result

@@ -1,0 +1,248 @@
+"""Spark generate stage on the bundled data: invariants S1/S2/S3/S5/S6/S7 and determinism.
+
+Supports and counts are recomputed independently from the CSV files with pandas (group sizes
+of the sensitive rows on each synthetic record's columns), never with the code under test.
+Only synthetic outputs are collected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ksynth_spark import synthesize as S
+from ksynth_spark.config import Config
+from ksynth_spark.load import load_encoded
+from ksynth_spark.model import floor_k
+
+from tests.conftest import DATA
+
+GERMAN = str(DATA / "german_credit.csv")
+ADULT = str(DATA / "adult.csv.gz")
+
+
+# ------------------------------------------------------------------------------------ independent helpers
+def sensitive_frame(path: str) -> pd.DataFrame:
+    """The sensitive table read with pandas: trimmed strings, "" for absent cells (spec §1.4)."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame.columns = [c.strip() for c in frame.columns]
+    frame = frame.apply(lambda col: col.str.strip())
+    return frame.mask(frame == "0", "")
+
+
+def supports(sensitive: pd.DataFrame, synthetic: pd.DataFrame) -> np.ndarray:
+    """Sensitive support of every synthetic row's non-empty cells.
+
+    Each sensitive ``(column, value)`` becomes a packed boolean row mask (an empty synthetic
+    cell uses an all-true mask); a synthetic row's support is the popcount of the AND of its
+    cells' masks.
+    """
+    headers = list(sensitive.columns)
+    n = len(sensitive)
+    masks = [np.packbits(np.ones(n, dtype=bool))]
+    cell_mask = np.zeros((len(synthetic), len(headers)), dtype=np.int64)
+    for c, h in enumerate(headers):
+        column = sensitive[h].to_numpy()
+        for value in pd.unique(synthetic[h]):
+            if value != "":
+                cell_mask[(synthetic[h] == value).to_numpy(), c] = len(masks)
+                masks.append(np.packbits(column == value))
+    masks = np.stack(masks)
+    result = np.zeros(len(synthetic), dtype=np.int64)
+    for start in range(0, len(synthetic), 4096):
+        chosen = cell_mask[start:start + 4096]
+        rows = masks[chosen[:, 0]]
+        for c in range(1, len(headers)):
+            rows &= masks[chosen[:, c]]
+        result[start:start + 4096] = np.bitwise_count(rows).sum(axis=1)
+    return result
+
+
+def cell_counts(frame: pd.DataFrame, headers: list[str]) -> Counter:
+    counts: Counter = Counter()
+    for h in headers:
+        counts.update((h, v) for v in frame[h] if v != "")
+    return counts
+
+
+def reportable_frame(spark, data, sensitive: pd.DataFrame, k: int, length: int):
+    """k-anonymous aggregates counted with pandas group sizes, with the data's attribute ids."""
+    ids = {(c, v): int(i) for i, c, v in zip(data.attributes.attr_id, data.attributes.column, data.attributes.value)}
+    rows = []
+    for size in range(1, length + 1):
+        for columns in itertools.combinations(sensitive.columns, size):
+            present = sensitive[(sensitive[list(columns)] != "").all(axis=1)]
+            for values, count in present.groupby(list(columns)).size().items():
+                values = values if isinstance(values, tuple) else (values,)
+                if count >= k:
+                    attrs = sorted(ids[(c, v)] for c, v in zip(columns, values))
+                    rows.append((attrs, size, int(floor_k(count, k)), ""))
+    return spark.createDataFrame(rows, "attrs array<int>, length int, protected_count long, selections string")
+
+
+def synthesize(spark, data, reportable=None, length=None, **settings):
+    result = S.synthesize(spark, data, Config(sensitive_microdata_path="unused", **settings), reportable, length)
+    return result, S.microdata_rows(spark, data, result).toPandas()
+
+
+def assert_sorted_rows(frame: pd.DataFrame, headers: list[str]) -> None:
+    """S7: non-empty cells non-increasing, then rows in ordinal lexicographic order."""
+    rows = frame[headers].values.tolist()
+    keys = [(-sum(1 for c in row if c), [c.encode("utf-8") for c in row]) for row in rows]
+    assert keys == sorted(keys)
+    assert frame["syn_id"].tolist() == list(range(len(frame)))
+
+
+# ------------------------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def german(spark):
+    return load_encoded(spark, Config(sensitive_microdata_path=GERMAN)), sensitive_frame(GERMAN)
+
+
+@pytest.fixture(scope="module")
+def adult(spark):
+    return load_encoded(spark, Config(sensitive_microdata_path=ADULT)), sensitive_frame(ADULT)
+
+
+def dataset(request, name):
+    return request.getfixturevalue(name)
+
+
+# ------------------------------------------------------------------------------------ seeded modes
+@pytest.mark.parametrize("name, mode, k, seed", [
+    ("german", "row_seeded", 10, 1),
+    ("adult", "row_seeded", 5, 2),
+    ("german", "value_seeded", 5, 3),
+    ("adult", "value_seeded", 10, 4),
+])
+def test_seeded_modes_protect_and_calibrate(spark, request, name, mode, k, seed):
+    """S1: support >= k; S2: every attribute count = floor_k(n(a)); no empty record; S7."""
+    data, sensitive = dataset(request, name)
+    result, frame = synthesize(spark, data, synthesis_mode=mode, reporting_resolution=k, seed=seed)
+    headers = list(data.headers)
+    assert result.n_records == len(frame) > 0 and result.seed == seed
+    assert (frame[headers] != "").any(axis=1).all(), "empty synthetic record"
+    assert supports(sensitive, frame).min() >= k
+    expected = Counter({key: floor_k(n, k) for key, n in cell_counts(sensitive, headers).items() if n >= k})
+    assert cell_counts(frame, headers) == expected
+    assert result.stats["records_out"] == result.n_records
+    assert result.expansion_ratio == pytest.approx(result.n_records / len(sensitive))
+    assert_sorted_rows(frame, headers)
+
+
+def test_row_seeded_long_form_matches_microdata(spark, german):
+    data, _ = german
+    result, frame = synthesize(spark, data, synthesis_mode="row_seeded", reporting_resolution=10, seed=1)
+    long = S.long_form_rows(spark, data, result).toPandas()
+    headers = list(data.headers)
+    expected = [(i, h, v, f"{h}:{v}") for i, row in zip(frame["syn_id"], frame[headers].values.tolist())
+                for h, v in zip(headers, row) if v != ""]
+    assert list(long.itertuples(index=False, name=None)) == expected
+
+
+@pytest.mark.parametrize("name, k", [("german", 10), ("adult", 5)])
+def test_unseeded_protects_and_keeps_n(spark, request, name, k):
+    """S1 for the non-empty cells of every record and S3: exactly N records."""
+    data, sensitive = dataset(request, name)
+    result, frame = synthesize(spark, data, synthesis_mode="unseeded", reporting_resolution=k, seed=5)
+    assert result.n_records == len(frame) == len(sensitive) == data.n_records
+    assert supports(sensitive, frame).min() >= k
+    assert_sorted_rows(frame, list(data.headers))
+
+
+# ------------------------------------------------------------------------------------ aggregate_seeded
+@pytest.mark.parametrize("name, k, length", [("german", 5, 3), ("adult", 10, 2)])
+def test_aggregate_seeded_stays_inside_the_reportable_table(spark, request, name, k, length):
+    """S5: every combination of length <= R is a reportable key; single counts = reportable."""
+    data, sensitive = dataset(request, name)
+    reportable = reportable_frame(spark, data, sensitive, k, length)
+    table = reportable.toPandas()
+    keys = {tuple(a) for a in table["attrs"]}
+    result = S.synthesize(spark, data, Config(sensitive_microdata_path="unused", synthesis_mode="aggregate_seeded",
+                                              reporting_resolution=k, seed=6), reportable, length)
+    records = [tuple(a) for a in result.records.orderBy("syn_id").toPandas()["attrs"]]
+    assert records and all(records)
+    for record in records:
+        for size in range(1, min(length, len(record)) + 1):
+            assert all(c in keys for c in itertools.combinations(record, size))
+    singles = {a[0]: n for a, n in zip(table["attrs"], table["protected_count"]) if len(a) == 1}
+    got = Counter(a for r in records for a in r)
+    assert dict(got) == singles
+    assert result.expansion_ratio == pytest.approx(len(records) / data.n_records)
+
+
+def test_aggregate_seeded_target(spark, german):
+    """S6: exactly T records."""
+    data, sensitive = german
+    reportable = reportable_frame(spark, data, sensitive, 10, 2)
+    for target in (37, 2500):
+        config = Config(sensitive_microdata_path="unused", synthesis_mode="aggregate_seeded",
+                        reporting_resolution=10, seed=2, aggregate_seeded_target_number_of_records=target)
+        assert S.synthesize(spark, data, config, reportable, 2).n_records == target
+
+
+def test_aggregate_seeded_needs_reportable(spark, german):
+    from ksynth_spark.errors import ConfigError
+    with pytest.raises(ConfigError, match="reportable aggregates"):
+        S.synthesize(spark, german[0], Config(sensitive_microdata_path="unused", synthesis_mode="aggregate_seeded"))
+
+
+# ------------------------------------------------------------------------------------ suppression
+def test_row_seeded_suppresses_phase1_overshoot(spark):
+    """Phase 1 keeps every a1 of 23 identical records while floor_5(23) = 20: SuppressToTargets
+    (spec §4.0) removes exactly e(a) occurrences, in the records' random order, across
+    partitions, and drops the records it empties (Q10)."""
+    from ksynth_spark.model import EncodedData, attribute_table
+    from ksynth_spark import synthesis_kernels as K
+
+    rows = [("a1", "b1")] * 23 + [("a2", "b1")] * 4
+    attributes = attribute_table([("A", "a1", 23), ("A", "a2", 4), ("B", "b1", 27)], ["A", "B"])
+    ids = {"a1": 0, "a2": 1, "b1": 2}
+    records = spark.createDataFrame([(i, sorted(ids[v] for v in row)) for i, row in enumerate(rows)],
+                                    "record_id long, attrs array<int>").repartition(3)
+    data = EncodedData(records=records, attributes=attributes, headers=["A", "B"], n_records=len(rows))
+    result, frame = synthesize(spark, data, synthesis_mode="row_seeded", reporting_resolution=5, seed=11)
+    # phase 1 is forced here: {a1, b1} for the a1 rows, {b1} for the a2 rows (n(a2) < k)
+    seeded = [{0, 2}] * 23 + [{2}] * 4
+    order = sorted(range(len(rows)), key=lambda i: (int(K.uniform_keys(11, K.PHASE_SUPPRESS, [i])[0]), i))
+    excess = {0: 3, 2: 2}
+    expected = [set(r) for r in seeded]
+    for i in order:
+        for a in sorted(seeded[i]):
+            if excess.get(a, 0) > 0:
+                expected[i].discard(a)
+                excess[a] -= 1
+    labels = {0: ("A", "a1"), 2: ("B", "b1")}
+    want = sorted(tuple(dict(labels[a] for a in r).get(h, "") for h in ("A", "B")) for r in expected if r)
+    assert sorted(map(tuple, frame[["A", "B"]].values.tolist())) == want
+    assert result.stats["attributes_suppressed"] == 5
+    assert cell_counts(frame, ["A", "B"]) == Counter({("A", "a1"): 20, ("B", "b1"): 25})
+
+
+# ------------------------------------------------------------------------------------ determinism
+@pytest.mark.parametrize("mode", ["row_seeded", "unseeded"])
+def test_same_seed_same_output_across_partitionings(spark, german, mode):
+    """Byte-identical output for a seed, whatever the input partitions and shuffle partitions."""
+    data, _ = german
+    first = synthesize(spark, data, synthesis_mode=mode, reporting_resolution=10, seed=7)[1]
+    again = synthesize(spark, data, synthesis_mode=mode, reporting_resolution=10, seed=7)[1]
+    previous = spark.conf.get("spark.sql.shuffle.partitions")
+    try:
+        spark.conf.set("spark.sql.shuffle.partitions", "3")
+        reshaped = dataclasses.replace(data, records=data.records.repartition(5))
+        moved = synthesize(spark, reshaped, synthesis_mode=mode, reporting_resolution=10, seed=7)[1]
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", previous)
+    other = synthesize(spark, data, synthesis_mode=mode, reporting_resolution=10, seed=8)[1]
+    assert first.equals(again) and first.equals(moved)
+    assert not first.equals(other)
+
+
+def test_fresh_seed_is_drawn_and_reported(spark, german):
+    result, _ = synthesize(spark, german[0], synthesis_mode="unseeded", reporting_resolution=10)
+    assert 0 <= result.seed < 2**63 and result.stats["seed"] == result.seed
