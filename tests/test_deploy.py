@@ -4,8 +4,9 @@ it, the ``run --stage`` option, the config profiles and the Databricks bundle.
 The venv has the package installed editable (a meta-path finder installed by a ``.pth`` file in
 site-packages points at the repository). To prove the zip is what runs, the spark-submit driver
 and its Python workers start with ``python -S``: no ``.pth`` file is processed, so the only
-``ksynth_spark`` on the path is the zip; site-packages is put on ``PYTHONPATH`` for numpy, pandas,
-pyarrow, yaml and matplotlib. The CLI logs where it was imported from; the test checks that too.
+``ksynth_spark`` on the path is the zip; site-packages is put on ``PYTHONPATH`` for the
+dependencies (numpy, numba, pandas, pyarrow, yaml, matplotlib). The CLI logs where it was
+imported from; the test checks that too.
 """
 
 import json

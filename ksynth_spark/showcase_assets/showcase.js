@@ -45,10 +45,24 @@
   const attrValue = []; // attribute id -> value string
   const attrRecords = []; // attribute id -> Uint32Array of record ids (sorted)
 
+  // Per-record codes arrive as base64 of little-endian unsigned integers (1, 2 or 4 bytes).
+  function decodeCodes(col) {
+    const text = atob(col.codes);
+    const bytes = new Uint8Array(text.length);
+    for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+    const view = new DataView(bytes.buffer);
+    const out = new Int32Array(bytes.length / col.code_bytes);
+    for (let r = 0; r < out.length; r++) {
+      const at = r * col.code_bytes;
+      out[r] = col.code_bytes === 1 ? bytes[at] : col.code_bytes === 2 ? view.getUint16(at, true) : view.getUint32(at, true);
+    }
+    return out;
+  }
+
   const columns = DATA.columns.map((col, index) => {
     const offset = attrColumn.length;
     const nValues = col.values.length;
-    const codes = Int32Array.from(col.codes); // 0 = empty, i + 1 = values[i]
+    const codes = decodeCodes(col); // 0 = empty, i + 1 = values[i]
     // Counting sort of the records by code gives every value's record list.
     const counts = new Int32Array(nValues + 1);
     for (let r = 0; r < N; r++) counts[codes[r]]++;
@@ -62,7 +76,7 @@
       attrValue.push(col.values[i]);
       attrRecords.push(sorted.subarray(starts[i + 1], starts[i + 2]));
     }
-    col.codes = null; // drop the JSON array, keep the typed one
+    col.codes = null; // drop the base64 text, keep the typed array
     return { index, name: col.name, values: col.values, offset, codes, counts };
   });
 
@@ -72,7 +86,7 @@
     const size = block.size;
     const flat = block.data;
     for (let i = 0; i < flat.length; i += size + 1) {
-      reported.set(flat.slice(i, i + size).join(","), flat[i + size]);
+      reported.set(flat.slice(i, i + size).join(","), flat[i + size] * block.unit);
     }
   }
 
