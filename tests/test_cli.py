@@ -1,15 +1,10 @@
-"""The CLI and the spark-submit job, run as real processes."""
+"""The CLI run as a real process (the spark-submit job is run in tests/test_deploy.py)."""
 
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-import pytest
-
-from tests.conftest import DATA, REPO
-
-BIN = Path(sys.executable).parent
+from tests.conftest import REPO
 
 
 def _env():
@@ -34,25 +29,6 @@ def test_cli_reports_a_bad_config_in_one_line(tmp_path):
                             capture_output=True, text=True, env=_env())
     assert result.returncode == 2
     assert "reporting_resolution" in result.stderr and "Traceback" not in result.stderr
-
-
-def test_spark_submit_job_writes_a_release(tmp_path):
-    spark_submit = BIN / "spark-submit"
-    if not spark_submit.exists():
-        pytest.skip("spark-submit of the installed pyspark not found next to the interpreter")
-    config = tmp_path / "job.yaml"
-    config.write_text(f"sensitive_microdata_path: {DATA / 'german_credit.csv'}\nreporting_length: 2\n"
-                      f"reporting_resolution: 10\ntable_format: parquet\noutput_dir: {tmp_path / 'out'}\nprefix: gc\n")
-    result = subprocess.run(
-        [str(spark_submit), "--master", "local[1]", "--conf", "spark.ui.enabled=false",
-         str(REPO / "jobs" / "aggregate.py"), str(config)],
-        capture_output=True, text=True, env=_env(), timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "[aggregate] finished" in result.stdout + result.stderr
-    lines = (tmp_path / "out" / "release" / "gc_reportable_aggregates.tsv").read_text().splitlines()
-    assert lines[0] == "selections\tprotected_count" and lines[1] == "record_count\t1000" and len(lines) > 80
-    assert (tmp_path / "out" / "sensitive" / "gc_sensitive_aggregates.tsv").exists()
 
 
 def test_unresolvable_delta_jar_fails_fast_with_a_fix(tmp_path):
