@@ -33,47 +33,16 @@
 
 # COMMAND ----------
 
-dbutils.widgets.text("config_path", "", "01 config YAML path (optional)")
-dbutils.widgets.text("config_yaml", "", "02 inline YAML keys (optional)")
-dbutils.widgets.text("input_table", "", "03 sensitive input: table or path")
-dbutils.widgets.dropdown("input_format", "table", ["table", "csv", "parquet", "delta"], "04 input format")
-dbutils.widgets.text("output_dir", "", "05 output directory (UC volume)")
-dbutils.widgets.text("output_catalog", "", "06 output catalog.schema")
-dbutils.widgets.text("k", "", "07 privacy resolution k")
-dbutils.widgets.text("reporting_length", "", "08 reporting length")
-dbutils.widgets.dropdown("synthesis_mode", "(config)",
-                         ["(config)", "row_seeded", "unseeded", "value_seeded", "aggregate_seeded"], "09 synthesis mode")
-dbutils.widgets.text("seed", "", "10 seed (empty: drawn and recorded)")
+from ksynth_spark.cli import configure_logging
+from ksynth_spark.notebook import config_from_widgets, define_widgets
+
+configure_logging("INFO")  # stage progress in the cell output (counts and timings, never data values)
+define_widgets(dbutils)
 
 # COMMAND ----------
 
-import yaml
-
-from ksynth_spark import config_from_dict, load_config
-from ksynth_spark.cli import configure_logging
-
-configure_logging("INFO")  # stage progress in the cell output (counts and timings, never data values)
-
-
-def widget(name):
-    """The widget's value, or None when it is empty or '(config)'."""
-    value = dbutils.widgets.get(name).strip()
-    return None if value in ("", "(config)") else value
-
-
-keys = yaml.safe_load(widget("config_yaml") or "{}") or {}
-if not isinstance(keys, dict):
-    raise ValueError("config_yaml must hold YAML keys, e.g. 'prefix: ctdc'")
-if widget("input_table"):
-    keys.update(sensitive_microdata_path=widget("input_table"), input_format=widget("input_format"))
-for key, name in [("output_dir", "output_dir"), ("output_catalog", "output_catalog"), ("reporting_resolution", "k"),
-                  ("reporting_length", "reporting_length"), ("synthesis_mode", "synthesis_mode"), ("seed", "seed")]:
-    if widget(name) is not None:
-        keys[key] = widget(name)  # strings; the config validates and converts them
-config = load_config(widget("config_path"), keys) if widget("config_path") else config_from_dict(keys)
+config = config_from_widgets(dbutils)
 release_dir = f"{config.output_dir.rstrip('/')}/release"
-print(f"input {config.sensitive_microdata_path} ({config.input_format}), k = {config.k}, "
-      f"reporting_length = {config.reporting_length}, {config.synthesis_mode}, output {config.output_dir}")
 
 # COMMAND ----------
 

@@ -100,10 +100,13 @@ def test_every_notebook_is_databricks_source_without_algorithm_code():
                     for alias in node.names}
         assert imported <= {"ksynth_spark", "yaml"}, f"{path.name} imports {imported}: glue only, no algorithms"
         assert "run_stages(spark, config" in code and "get_session(config)" in code
-        defined = {node.args[0].value for node in ast.walk(tree) if isinstance(node, ast.Call)
-                   and getattr(node.func, "attr", None) in ("text", "dropdown")
-                   and getattr(node.func.value, "attr", None) == "widgets"}
-        assert defined == WIDGETS, path.name
+        assert "define_widgets(dbutils)" in code and "config_from_widgets(dbutils)" in code, path.name
+    # the shared declarations expose every widget
+    from ksynth_spark.notebook import define_widgets
+
+    dbutils = DBUtils({})
+    define_widgets(dbutils)
+    assert set(dbutils.widgets.defaults) == WIDGETS
 
 
 def test_end_to_end_notebook_on_a_csv_path(spark, tmp_path):
