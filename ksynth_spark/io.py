@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Iterable, Optional
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterable, Optional
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,18 @@ def write_table(df, path: str, table_format: str) -> None:
     if table_format == "delta":
         writer = writer.option("overwriteSchema", "true")
     writer.format(table_format).save(path)
+
+
+def run_concurrently(writes: list[Callable[[], None]]) -> None:
+    """Runs independent writes from parallel driver threads and re-raises the first failure.
+
+    Each write is a Spark job plus driver-side work (Delta log commit, file renames); running
+    them together overlaps that driver work. Failures leave files in the staging area only.
+    """
+    with ThreadPoolExecutor(max_workers=max(1, min(len(writes), 8)), thread_name_prefix="ksynth-write") as pool:
+        futures = [pool.submit(write) for write in writes]
+    for future in futures:
+        future.result()
 
 
 def read_table(spark, path: str, table_format: str):

@@ -173,9 +173,12 @@ def select_columns(headers: list[str], config: Config) -> tuple[list[_Column], O
 def with_row_index(df: DataFrame, name: str = _ROW) -> DataFrame:
     """Adds a 0-based consecutive row index in the DataFrame's current order (no collect).
 
-    Uses ``monotonically_increasing_id`` plus per-partition offsets (a small aggregate collected
-    to the driver). The input is persisted first so both passes see the same partitions.
+    A single-partition input (e.g. a gzip CSV) is numbered by ``monotonically_increasing_id``
+    alone. Otherwise per-partition offsets are added (a small aggregate collected to the driver)
+    and the input is persisted first so both passes see the same partitions.
     """
+    if df.rdd.getNumPartitions() == 1:
+        return df.withColumn(name, F.monotonically_increasing_id())
     marked = df.withColumn("__mono", F.monotonically_increasing_id()).withColumn("__pid", F.spark_partition_id())
     marked = marked.persist(StorageLevel.MEMORY_AND_DISK)
     counts = sorted((r["__pid"], r["count"]) for r in marked.groupBy("__pid").count().collect())
@@ -298,6 +301,41 @@ def final_headers(columns: list[_Column], expanded: dict[str, list[str]]) -> tup
     return headers, sources
 
 
+def _lookup_in(lookup):
+    """Element function for ``F.transform``: a piece becomes its id in map ``lookup``."""
+    def piece_to_id(piece):
+        return F.try_element_at(lookup, piece)
+    return piece_to_id
+
+
+def _attribute_ids(attributes, columns: list[_Column], multi_value: dict[str, MultiValueSource]) -> list:
+    """One ``array<int>`` expression per used column: the attribute ids of a parsed row's cells.
+
+    Each column's value→id dictionary (small: distinct values only) is a literal map in the
+    query plan, so encoding is a single narrow projection with no join or shuffle. A multi-value
+    column maps each piece to the id of its expanded attribute ``(<column>_<piece>, "1")``.
+    """
+    ids_by_column: dict[str, dict[str, int]] = {}
+    for attr_id, column, value in zip(attributes["attr_id"], attributes["column"], attributes["value"]):
+        ids_by_column.setdefault(column, {})[value] = int(attr_id)
+    parts = []
+    for column in columns:
+        c = F.col(column.source)
+        if column.delimiter:
+            by_piece = {source.piece: ids_by_column[name]["1"] for name, source in multi_value.items()
+                        if source.source == column.name}
+        else:
+            by_piece = ids_by_column.get(column.name, {})
+        if not by_piece:
+            continue
+        lookup = F.create_map(*[F.lit(x) for item in by_piece.items() for x in item])
+        if column.delimiter:
+            parts.append(F.transform(c, _lookup_in(lookup)))
+        else:
+            parts.append(F.array(F.when(c.isNotNull(), F.try_element_at(lookup, c))))
+    return parts
+
+
 def encode(spark, rows: DataFrame, columns: list[_Column]) -> tuple[DataFrame, list[str], object, dict]:
     """Dictionary-encodes the parsed rows.
 
@@ -306,25 +344,17 @@ def encode(spark, rows: DataFrame, columns: list[_Column]) -> tuple[DataFrame, l
     Returns:
         ``(records, headers, attributes, multi_value)``; records has ``record_id, attrs``.
     """
-    long = _long_attributes(rows, columns)
-    distinct = long.groupBy("column", "value", "source").count().collect()
+    distinct = _long_attributes(rows, columns).groupBy("column", "value", "source").count().collect()
     expanded: dict[str, list[str]] = {}
     for row in distinct:
         if row["column"] != row["source"]:
             expanded.setdefault(row["source"], []).append(row["column"])
     headers, multi_value = final_headers(columns, expanded)
     attributes = attribute_table([(r["column"], r["value"], int(r["count"])) for r in distinct], headers)
-    ids = spark.createDataFrame(attributes[["column", "value", "attr_id"]])
-    encoded = (
-        long.drop("source").join(F.broadcast(ids), ["column", "value"])
-        .groupBy(_ROW)
-        .agg(F.array_sort(F.collect_list(F.col("attr_id").cast("int"))).alias("attrs"))
-    )
-    records = (
-        rows.select(F.col(_ROW).alias("record_id"))
-        .join(encoded.withColumnRenamed(_ROW, "record_id"), "record_id", "left")
-        .select("record_id", F.coalesce("attrs", F.array().cast("array<int>")).alias("attrs"))
-    )
+    parts = _attribute_ids(attributes, columns, multi_value)
+    ids = F.flatten(F.array(*parts)) if parts else F.array()
+    attrs = F.array_sort(F.filter(ids, lambda x: x.isNotNull())).cast("array<int>")
+    records = rows.select(F.col(_ROW).alias("record_id"), attrs.alias("attrs"))
     return records, headers, attributes, multi_value
 
 
@@ -355,15 +385,15 @@ def load_encoded(spark, config: Config) -> EncodedData:
         if config.record_limit > 0:
             indexed = indexed.filter(F.col(_ROW) < config.record_limit)
         rows = parse_rows(indexed, columns, subject_source).persist(StorageLevel.MEMORY_AND_DISK)
-        n_rows = rows.count()
-    if n_rows == 0:
+        if subject_source:
+            rows = join_subjects(rows, columns, config.subject_id)
+        records, headers, attributes, multi_value = encode(spark, rows, columns)
+        records = records.persist(StorageLevel.MEMORY_AND_DISK)
+        n_records = records.count()
+    rows.unpersist()
+    if n_records == 0:
+        records.unpersist()
         raise InputDataError(f"{config.sensitive_microdata_path} has a header but no data rows: nothing to release.")
-    if subject_source:
-        rows = join_subjects(rows, columns, config.subject_id)
-    records, headers, attributes, multi_value = encode(spark, rows, columns)
-    records = records.persist(StorageLevel.MEMORY_AND_DISK)
-    n_records = records.count()
-    log.info("Loaded %d records (%d raw rows), %d columns, %d distinct attributes",
-             n_records, n_rows, len(headers), len(attributes))
+    log.info("Loaded %d records, %d columns, %d distinct attributes", n_records, len(headers), len(attributes))
     return EncodedData(records=records, attributes=attributes, headers=headers, n_records=n_records,
                        multi_value=multi_value)

@@ -136,16 +136,15 @@ def stage_aggregate(release: Release) -> None:
         result = ensure_aggregates(release)
         data = release.data
         reportable, record_count, count_column = ensure_reportable(release)
-        io.write_tsv(spark, ordered_for_file(reportable, count_column, record_count),
-                     release.out("release", "reportable_aggregates.tsv"))
-        lengths = reportable.groupBy("length").count().orderBy("length").collect()
+        if config.dp_aggregates:
+            lengths = [(r["length"], r["count"]) for r in reportable.groupBy("length").count().orderBy("length").collect()]
+        else:  # combinations with count >= k, from the statistics already computed
+            by_length = result.rare_by_length
+            lengths = list(zip(by_length["sen_combo_length"], by_length["combo_count"] - by_length["rare_count"]))
         summary = [("privacy", "differential privacy" if config.dp_aggregates else f"k-anonymity, k = {config.k}"),
                    ("reporting_length", result.reporting_length), ("record_count", record_count)]
-        summary += [(f"reportable_combinations_length_{r['length']}", r["count"]) for r in lengths]
+        summary += [(f"reportable_combinations_length_{length}", int(n)) for length, n in lengths]
         io.write_text(spark, release.out("release", "reportable_summary.tsv"), io.tsv_text(["parameter", "value"], summary))
-
-        io.write_tsv(spark, ordered_for_file(result.sensitive, "count", result.n_records),
-                     release.out("sensitive", "sensitive_aggregates.tsv"))
         io.write_text(spark, release.out("sensitive", "sensitive_rare_by_length.tsv"),
                       io.tsv_text(result.rare_by_length.columns, result.rare_by_length.itertuples(index=False)))
         io.write_text(spark, release.out("sensitive", "sensitive_analysis_by_length.tsv"),
@@ -156,11 +155,18 @@ def stage_aggregate(release: Release) -> None:
         io.write_text(spark, release.out("sensitive", "parameters.tsv"), io.tsv_text(["parameter", "value"], parameters))
 
         fmt = config.table_format
-        io.write_table(result.sensitive.select("selections", "length", "count", "attrs"), release.table("sensitive_aggregates"), fmt)
-        io.write_table(reportable.select("selections", "length", F.col(count_column).alias("protected_count"), "attrs"),
-                       release.table("reportable_aggregates"), fmt)
-        io.write_table(spark.createDataFrame(data.attributes), release.table("attribute_dictionary"), fmt)
-        io.write_table(data.records, release.table("encoded_records"), fmt)
+        io.run_concurrently([
+            lambda: io.write_tsv(spark, ordered_for_file(reportable, count_column, record_count),
+                                 release.out("release", "reportable_aggregates.tsv")),
+            lambda: io.write_tsv(spark, ordered_for_file(result.sensitive, "count", result.n_records),
+                                 release.out("sensitive", "sensitive_aggregates.tsv")),
+            lambda: io.write_table(result.sensitive.select("selections", "length", "count", "attrs"),
+                                   release.table("sensitive_aggregates"), fmt),
+            lambda: io.write_table(reportable.select("selections", "length", F.col(count_column).alias("protected_count"),
+                                                     "attrs"), release.table("reportable_aggregates"), fmt),
+            lambda: io.write_table(spark.createDataFrame(data.attributes), release.table("attribute_dictionary"), fmt),
+            lambda: io.write_table(data.records, release.table("encoded_records"), fmt),
+        ])
 
 
 def ensure_synthesis(release: Release) -> SynthesisResult:
