@@ -24,7 +24,6 @@ import argparse
 import os
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -33,52 +32,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.memory import PeakMemory  # noqa: E402
+
 K = 10
 BASELINE_2021 = "2021 pure-Python pipeline, evaluate stage at L=3 on these 2 cores: > 120 s"
-
-
-# ------------------------------------------------------------------------------ memory sampling
-def tree_rss(root: int) -> int:
-    """Summed resident memory (bytes) of process ``root`` and all its descendants."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(entry))
-        except (OSError, IndexError, ValueError):
-            continue
-    total, stack, page = 0, [root], os.sysconf("SC_PAGE_SIZE")
-    while stack:
-        pid = stack.pop()
-        stack.extend(children.get(pid, []))
-        try:
-            with open(f"/proc/{pid}/statm") as handle:
-                total += int(handle.read().split()[1]) * page
-        except OSError:
-            continue
-    return total
-
-
-class PeakMemory:
-    """Context manager sampling :func:`tree_rss` of this process in a background thread."""
-
-    def __enter__(self):
-        self.peak = tree_rss(os.getpid())
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self):
-        while not self._stop.wait(0.05):
-            self.peak = max(self.peak, tree_rss(os.getpid()))
-
-    def __exit__(self, *_):
-        self._stop.set()
-        self._thread.join()
 
 
 # ------------------------------------------------------------------------------ synthetic set

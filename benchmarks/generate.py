@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-import threading
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.memory import PeakMemory  # noqa: E402
 from ksynth_spark.aggregate import aggregate  # noqa: E402
 from ksynth_spark.config import SYNTHESIS_MODES, Config, SparkSettings  # noqa: E402
 from ksynth_spark.load import load_encoded  # noqa: E402
@@ -34,72 +33,7 @@ from ksynth_spark.session import get_session  # noqa: E402
 from ksynth_spark.synthesize import synthesize  # noqa: E402
 
 BASELINE_SECONDS = 230.0
-BASELINE_BYTES = 14 * 1024**3
-_PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                fields = handle.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        tree.setdefault(int(fields[1]), []).append(int(entry))
-    return tree
-
-
-def _rss(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/statm") as handle:
-            return int(handle.read().split()[1]) * _PAGE
-    except OSError:
-        return 0
-
-
-def _kind(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/comm") as handle:
-            return "jvm" if handle.read().strip() == "java" else "python"
-    except OSError:
-        return "python"
-
-
-class MemorySampler:
-    """Samples the resident memory of this process and all its descendants in a thread."""
-
-    def __init__(self, interval: float = 0.05):
-        self.interval = interval
-        self.peak = {"python": 0, "jvm": 0, "total": 0}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _sample(self) -> None:
-        tree, todo, usage = _children(), [os.getpid()], {"python": 0, "jvm": 0}
-        while todo:
-            pid = todo.pop()
-            usage[_kind(pid)] += _rss(pid)
-            todo.extend(tree.get(pid, []))
-        usage["total"] = usage["python"] + usage["jvm"]
-        for key, value in usage.items():
-            self.peak[key] = max(self.peak[key], value)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._sample()
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> "MemorySampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sample()
+BASELINE_BYTES = 14e9
 
 
 def main() -> None:
@@ -128,16 +62,16 @@ def main() -> None:
           f"{'records':>9}{'ratio':>8}{'suppressed':>11}")
     for mode in args.modes:
         config.synthesis_mode = mode
-        with MemorySampler() as memory:
+        with PeakMemory() as memory:
             begin = time.perf_counter()
             result = synthesize(spark, data, config, reportable, aggregates.reporting_length)
             wall = time.perf_counter() - begin
-        gb = {key: value / 1024**3 for key, value in memory.peak.items()}
+        gb = {key: value / 1e9 for key, value in memory.peak_by_kind.items()}
         print(f"{mode:<17}{wall:>8.1f}{BASELINE_SECONDS / wall:>10.1f}{gb['python']:>11.2f}{gb['jvm']:>8.2f}"
               f"{gb['total']:>10.2f}{result.n_records:>9}{result.expansion_ratio:>8.3f}"
               f"{result.stats.get('attributes_suppressed', 0):>11}", flush=True)
         result.records.unpersist()
-    print(f"baseline (2021 pipeline, row_seeded): {BASELINE_SECONDS:.0f} s, {BASELINE_BYTES / 1024**3:.0f} GB")
+    print(f"baseline (2021 pipeline, row_seeded): {BASELINE_SECONDS:.0f} s, {BASELINE_BYTES / 1e9:.0f} GB")
     spark.stop()
 
 

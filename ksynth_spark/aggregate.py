@@ -344,8 +344,10 @@ def ordered_for_file(df: DataFrame, count_column: str, record_count: int) -> Dat
 
     The rows are sorted in one partition (the file is written by one task anyway), which
     saves the sampling job of a global sort."""
-    head = df.sparkSession.createDataFrame([("record_count", int(record_count), 0)],
-                                           f"selections string, {count_column} long, length int")
+    # Built from literals, not from a Python list: a list would need a Python worker to decode it.
+    head = df.sparkSession.range(1).select(F.lit("record_count").alias("selections"),
+                                           F.lit(int(record_count)).cast("long").alias(count_column),
+                                           F.lit(0).alias("length"))
     body = df.select("selections", F.col(count_column).cast("long"), "length")
     ordered = head.unionByName(body).repartition(1).sortWithinPartitions("length", F.desc(count_column), "selections")
     return ordered.select("selections", count_column)

@@ -214,7 +214,7 @@ def stage_generate(release: Release) -> None:
         result = ensure_synthesis(release)
         data = release.data
         if not config.dp_aggregates:
-            audit = require_k_synthetic(spark, data, result.records, config, ensure_aggregates(release).reporting_length)
+            audit = require_k_synthetic(spark, data, result.records, config, config.effective_reporting_length(len(data.headers)))
             release.derived["verification"] = audit
         else:
             log.info("DP mode: the synthetic data is DP by post-processing of the DP aggregates; the k-synthetic "

@@ -33,6 +33,12 @@ _LOCAL_DEFAULTS = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.session.timeZone": "UTC",
     "spark.driver.memory": "2g",
+    # Keep the driver JVM's footprint close to what it uses: G1 returns unused heap to the OS
+    # (a periodic collection every second when none ran; at most 30 % of the heap left free)
+    # and grows the heap only when collections take over 20 % of the time (GCTimeRatio=4).
+    # Measured on adult, k=10, L=4 (benchmarks/generate.py): the JVM peaked at 1.4-1.6 GB
+    # during generate without these flags and at 0.75-0.8 GB with them, at the same speed.
+    "spark.driver.extraJavaOptions": "-XX:G1PeriodicGCInterval=1000 -XX:MinHeapFreeRatio=10 -XX:MaxHeapFreeRatio=30 -XX:GCTimeRatio=4",
 }
 
 # The local defaults that also suit a cluster (no partition count, no memory size).

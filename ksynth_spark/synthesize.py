@@ -445,7 +445,11 @@ def number_rows(spark, data: EncodedData, records: DataFrame) -> DataFrame:
                                               cell_lists.cast(pa.list_(pa.int32()))],
                                              names=["attrs", "non_empty", "cells"])
 
-    keyed = records.select("attrs").mapInArrow(sort_cells, "attrs array<int>, non_empty int, cells array<int>")
+    # The exchange puts the key computation in its own stage: chained after a synthesis
+    # mapInArrow, each task would hold a second Python worker (about 0.2 GB each).
+    partitions = max(1, spark.sparkContext.defaultParallelism)
+    keyed = (records.select("attrs").repartition(partitions)
+             .mapInArrow(sort_cells, "attrs array<int>, non_empty int, cells array<int>"))
     order = Window.orderBy(F.desc("non_empty"), F.asc("cells"))
     numbered = keyed.select((F.row_number().over(order) - 1).cast("long").alias("syn_id"), "attrs")
     return numbered
