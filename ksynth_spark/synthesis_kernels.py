@@ -438,18 +438,36 @@ def _cache_slot(cache, key0, key1):
 
 # ======================================================================================= growing records
 def _new_path(index: SupportIndex) -> tuple:
-    """Scratch state of one growing record: ids, cache keys and ``Rows`` bitsets per depth, and
-    ``[depth, deepest depth whose bitset is known]``."""
+    """Scratch state of one growing record, per depth: ids, cache keys, ``Rows(P)`` as a bitset
+    (``words``) or, once it holds at most ``cap`` records, as an ascending row list (``rows``,
+    ``n_rows``; -1 = bitset); ``support(P)`` as known when ``P`` was chosen (``node_support``);
+    and ``[depth, deepest depth whose Rows is known]``.
+
+    Why two forms: a support over a bitset costs one AND + popcount per 64 records of the whole
+    table, so a record's cost grew with N and phase 1 with N². Partial records soon match only a
+    few rows; testing just those rows' bits costs ``|Rows(P)|`` lookups instead. A lookup costs
+    a few word operations, hence ``cap = W / 4`` (W = words per bitset). Such small nodes are
+    also kept out of the support cache (:func:`_supports`), which then holds the frequent
+    prefixes whose supports are expensive, instead of being flushed by one-off deep nodes.
+    """
     depth = index.space.n_columns + 2
-    words = np.zeros((depth, index.all_words.size), dtype=np.uint64)
-    return np.zeros(depth, np.int64), np.zeros((depth, 2), np.uint64), words, np.zeros(2, np.int64)
+    n_words = index.all_words.size
+    cap = max(64, n_words // 4)
+    words = np.zeros((depth, n_words), dtype=np.uint64)
+    rows = np.zeros((depth, cap), dtype=np.int64)
+    n_rows = np.full(depth, -1, dtype=np.int64)
+    node_support = np.zeros(depth, dtype=np.int64)
+    return (np.zeros(depth, np.int64), np.zeros((depth, 2), np.uint64), words, np.zeros(2, np.int64), rows, n_rows,
+            node_support)
 
 
 @njit(**_JIT)
 def _path_reset(path, index):
-    attrs, keys, words, state = path
+    attrs, keys, words, state, rows, n_rows, node_support = path
     for w in range(words.shape[1]):         # Rows({}) = every record
         words[0, w] = index[3][w]
+    n_rows[0] = -1
+    node_support[0] = words.shape[1] * 64
     keys[0, 0] = 0
     keys[0, 1] = 0
     state[0] = 0
@@ -457,24 +475,67 @@ def _path_reset(path, index):
 
 
 @njit(**_JIT)
-def _path_push(path, zobrist, attr):
-    attrs, keys, words, state = path
+def _path_push(path, zobrist, attr, support):
+    """Extends ``P`` by ``attr``; ``support`` is ``support(P ∪ {attr})`` as computed by
+    :func:`_supports` (or an upper bound of it)."""
+    attrs, keys, words, state, node_support = path[0], path[1], path[2], path[3], path[6]
     depth = state[0] + 1
     attrs[depth] = attr
+    node_support[depth] = support
     keys[depth, 0] = keys[depth - 1, 0] ^ zobrist[attr, 0]
     keys[depth, 1] = keys[depth - 1, 1] ^ zobrist[attr, 1]
     state[0] = depth
 
 
 @njit(**_JIT)
+def _has_bit(bits, attr, row):
+    return (bits[attr, row >> 6] >> np.uint64(row & 63)) & _ONE
+
+
+@njit(**_JIT)
 def _path_rows(path, bits):
-    """Makes ``words[depth]`` the bitset of ``Rows(P)`` (ANDed lazily along the path)."""
-    attrs, keys, words, state = path
+    """Makes depth ``state[0]`` hold ``Rows(P)`` (computed lazily along the path): the parent's
+    row list filtered by the new id, or the AND of bitsets, turned into a list once small."""
+    attrs, keys, words, state, rows, n_rows = path[0], path[1], path[2], path[3], path[4], path[5]
+    cap = rows.shape[1]
     while state[1] < state[0]:
         d = state[1] + 1
-        for w in range(words.shape[1]):
-            words[d, w] = words[d - 1, w] & bits[attrs[d], w]
+        attr = attrs[d]
+        if n_rows[d - 1] >= 0:
+            m = 0
+            for i in range(n_rows[d - 1]):
+                row = rows[d - 1, i]
+                if _has_bit(bits, attr, row):
+                    rows[d, m] = row
+                    m += 1
+            n_rows[d] = m
+        else:
+            total = 0
+            for w in range(words.shape[1]):
+                x = words[d - 1, w] & bits[attr, w]
+                words[d, w] = x
+                total += _popcount(x)
+            n_rows[d] = -1
+            if total <= cap:
+                m = 0
+                for w in range(words.shape[1]):
+                    x = words[d, w]
+                    while x != 0:
+                        low = x & (np.uint64(0) - x)
+                        rows[d, m] = w * 64 + _popcount(low - _ONE)
+                        m += 1
+                        x ^= low
+                n_rows[d] = m
         state[1] = d
+
+
+@njit(**_JIT)
+def _rows_count(bits, attr, rows, depth, n):
+    """``|{r in rows[depth, :n] : attr in r}|``."""
+    total = 0
+    for i in range(n):
+        total += _has_bit(bits, attr, rows[depth, i])
+    return np.int64(total)
 
 
 @njit(**_JIT)
@@ -482,18 +543,29 @@ def _supports(index, cache, path, candidates, n, out):
     """``out[i] = support(P ∪ {candidates[i]})`` for the current partial record ``P``."""
     bits, counts = index[0], index[1]
     vectors = cache[2]
-    keys, words, state = path[1], path[2], path[3]
+    keys, words, state, rows, n_rows, node_support = path[1], path[2], path[3], path[4], path[5], path[6]
     depth = state[0]
     if depth == 0:
         for i in range(n):
             out[i] = counts[candidates[i]]
+        return
+    if node_support[depth] <= rows.shape[1]:     # a small node: its row list answers directly
+        _path_rows(path, bits)
+        for i in range(n):
+            if n_rows[depth] >= 0:
+                out[i] = _rows_count(bits, candidates[i], rows, depth, n_rows[depth])
+            else:
+                out[i] = _and_count(bits, candidates[i], words, depth)
         return
     slot = _cache_slot(cache, keys[depth, 0], keys[depth, 1])
     for i in range(n):
         attr = candidates[i]
         if vectors[slot, attr] < 0:
             _path_rows(path, bits)          # Rows(P), computed once per node and only on a miss
-            vectors[slot, attr] = _and_count(bits, attr, words, depth)
+            if n_rows[depth] >= 0:
+                vectors[slot, attr] = _rows_count(bits, attr, rows, depth, n_rows[depth])
+            else:
+                vectors[slot, attr] = _and_count(bits, attr, words, depth)
         out[i] = vectors[slot, attr]
 
 
@@ -548,7 +620,7 @@ def _grow_seeded(index, cache, path, ids, start, end, state, candidates, support
         chosen = _draw(support, n, state)
         if chosen < 0:
             break
-        _path_push(path, zobrist, candidates[chosen])
+        _path_push(path, zobrist, candidates[chosen], support[chosen])
         for i in range(chosen, n - 1):
             candidates[i] = candidates[i + 1]
         n -= 1
@@ -585,8 +657,8 @@ def _unseeded_one(index, cache, path, member_offsets, member_ids, n_attrs, state
                 support[n_values] += support[i]
                 support[i] = 0
         chosen = _draw(support, n_values + 1, state)
-        if chosen >= 0:
-            _path_push(path, zobrist, candidates[chosen])
+        if chosen >= 0:                     # (EMPTY's support includes the folded values: an upper bound)
+            _path_push(path, zobrist, candidates[chosen], support[chosen])
 
 
 @njit(**_JIT)
@@ -1011,6 +1083,7 @@ def _seed_record(index, cache, path, table, subsets, synthetic, ceiling, tries, 
                 weights[i] = 0
                 open_ids[candidates[i]] = False      # support only shrinks
         attr = -1
+        attr_support = 0
         left = tries
         while True:
             chosen = _draw(weights, n, state)
@@ -1018,13 +1091,14 @@ def _seed_record(index, cache, path, table, subsets, synthetic, ceiling, tries, 
                 break
             if not controlled or _accept(table, synthetic, ceiling, subsets, candidates[chosen], rows):
                 attr = candidates[chosen]
+                attr_support = weights[chosen]
                 break
             left -= 1
             if left == 0:
                 break
         if attr < 0:
             break
-        _path_push(path, zobrist, attr)
+        _path_push(path, zobrist, attr, attr_support)
         _close_column(open_ids, member_offsets, member_ids, columns[attr])
         quota[attr] -= 1
 
