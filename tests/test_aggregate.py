@@ -187,3 +187,14 @@ def test_adult_reportable_aggregates_equal_an_independent_count(spark, tmp_path)
     assert reportable.pop(frozenset(["record_count"])) == 48840
     assert reportable == expected
     assert release.aggregates.rare_by_length["combo_count"].tolist() == [125, 5513, 86016, 612926]
+
+
+def test_counting_uses_one_task_per_core_until_tables_are_large(spark):
+    from ksynth_spark.aggregate import ROWS_PER_COUNTING_TASK, counting_partitions
+
+    cores = spark.sparkContext.defaultParallelism
+    assert counting_partitions(spark, 48_842) == cores
+    assert counting_partitions(spark, 0) == cores
+    large = (cores + 3) * ROWS_PER_COUNTING_TASK
+    assert counting_partitions(spark, large) == cores + 3
+    assert counting_partitions(spark, large + 1) == cores + 4

@@ -289,6 +289,23 @@ def test_row_seeded_phase1_is_a_maximal_subset_of_its_seed(table):
                 assert table.n[a] < table.k or table.support(grown | {a}) < table.k
 
 
+def test_phase1_supports_are_exact_when_partial_records_switch_to_row_lists():
+    """S4 on a table of 3,000 rows (47 bitset words): partial records with at most 64 matching
+    rows are answered from row lists spread over many words, larger ones from bitsets."""
+    table = random_table(11, n_rows=3000, n_columns=7, k=3)
+    assert K._new_path(table.index)[4].shape[1] == 64
+    sample = 400
+    offsets, ids = K.row_seeded_phase1(table.oracle(50), 5, np.arange(sample), table.offsets[:sample + 1], table.ids)
+    sizes = []
+    for record, grown in zip(table.records[:sample], records_of(offsets, ids)):
+        support = table.support(grown)
+        sizes.append(support)
+        assert grown <= record and support >= table.k
+        for a in record - grown:
+            assert table.n[a] < table.k or table.support(grown | {a}) < table.k
+    assert min(sizes) <= 64 < max(sizes)
+
+
 def test_value_seeded_invariants(table):
     targets = np.where(table.n >= table.k, floor_k(table.n, table.k), 0)
     for seed in range(5):
