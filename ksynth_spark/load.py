@@ -384,13 +384,12 @@ def load_encoded(spark, config: Config) -> EncodedData:
         indexed = with_row_index(raw)
         if config.record_limit > 0:
             indexed = indexed.filter(F.col(_ROW) < config.record_limit)
-        rows = parse_rows(indexed, columns, subject_source).persist(StorageLevel.MEMORY_AND_DISK)
-        if subject_source:
-            rows = join_subjects(rows, columns, config.subject_id)
+        parsed = parse_rows(indexed, columns, subject_source).persist(StorageLevel.MEMORY_AND_DISK)
+        rows = join_subjects(parsed, columns, config.subject_id) if subject_source else parsed
         records, headers, attributes, multi_value = encode(spark, rows, columns)
         records = records.persist(StorageLevel.MEMORY_AND_DISK)
         n_records = records.count()
-    rows.unpersist()
+    parsed.unpersist()
     if n_records == 0:
         records.unpersist()
         raise InputDataError(f"{config.sensitive_microdata_path} has a header but no data rows: nothing to release.")
