@@ -31,7 +31,7 @@ from ksynth_spark.combinations import (
     sortable,
 )
 from ksynth_spark.config import Config
-from ksynth_spark.model import EncodedData, floor_k
+from ksynth_spark.model import EncodedData, arrow_csr, floor_k
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +61,6 @@ class AggregateResult:
 
 
 # ---------------------------------------------------------------------------------- counting
-def _csr(batch, column: str = "attrs") -> tuple[np.ndarray, np.ndarray]:
-    """Zero-copy CSR view of a list<int> Arrow column (of a RecordBatch or Table)."""
-    array = batch.column(column)
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    offsets = np.asarray(array.offsets, dtype=np.int64)
-    values = np.asarray(array.values, dtype=np.int64)
-    return offsets - offsets[0], values[offsets[0]:offsets[-1]] if len(values) else values
-
-
 def _partition_rows(batches) -> Optional[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """All ``attrs, weight`` rows of one partition as CSR + weights (distinct rows: small)."""
     batches = list(batches)
@@ -79,7 +69,7 @@ def _partition_rows(batches) -> Optional[tuple[np.ndarray, np.ndarray, np.ndarra
     table = pa.Table.from_batches(batches)
     if table.num_rows == 0:
         return None
-    offsets, ids = _csr(table)
+    offsets, ids = arrow_csr(table)
     weights = table.column("weight").to_numpy().astype(np.int64)
     return offsets, ids, weights
 
@@ -99,15 +89,10 @@ def counting_partitions(spark, n_records: int) -> int:
     return max(cores, -(-int(n_records) // ROWS_PER_COUNTING_TASK))
 
 
-def distinct_rows(records: DataFrame, partitions: Optional[int] = None) -> DataFrame:
-    """Merges identical attribute sets: ``attrs, weight``. Halves the work on typical census data.
-
-    Args:
-        records: ``attrs`` column (other columns ignored).
-        partitions: Partitions of the result (default: ``spark.sql.shuffle.partitions``).
-    """
-    rows = records.groupBy("attrs").agg(F.count(F.lit(1)).alias("weight"))
-    return rows.coalesce(partitions) if partitions else rows
+def distinct_rows(records: DataFrame, partitions: int) -> DataFrame:
+    """Merges identical attribute sets into ``partitions`` partitions: ``attrs, weight``.
+    Halves the work on typical census data."""
+    return records.groupBy("attrs").agg(F.count(F.lit(1)).alias("weight")).coalesce(partitions)
 
 
 def _key_columns(codec: ComboCodec) -> list[str]:
@@ -196,19 +181,26 @@ class CombinationCounts:
         self.rows.unpersist()
         self.packed.unpersist()
 
+    def rare_keys(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted :func:`sortable` views of the packed keys with count < k and of those with
+        count 1, for membership tests on executors. Collected to the driver: combination keys
+        only (8 bytes per key and word), never records."""
+        keys = _key_columns(self.codec)
+        rare = self.packed.filter(F.col("count") < k).select(*keys, (F.col("count") == 1).alias("unique")).toArrow()
+        packed = (np.column_stack([rare.column(c).to_numpy() for c in keys]) if rare.num_rows
+                  else np.zeros((0, len(keys)), np.int64))
+        unique = rare.column("unique").to_numpy(zero_copy_only=False).astype(bool)
+        return np.sort(sortable(packed)), np.sort(sortable(packed[unique]))
 
-def count_combinations_df(records: DataFrame, data: EncodedData, max_length: int,
-                          n_records: Optional[int] = None) -> CombinationCounts:
+
+def count_combinations_df(records: DataFrame, data: EncodedData, max_length: int) -> CombinationCounts:
     """Counts every combination of length 1..max_length of ``records`` (``attrs`` column, ids of
     ``data.attributes``) on executors. The attribute→column layout (small) is shipped to tasks.
-
-    Args:
-        n_records: Size of ``records`` if known (sets the number of counting tasks, see
-            :func:`counting_partitions`); default ``data.n_records``.
-    """
+    The number of counting tasks follows ``data.n_records`` (:func:`counting_partitions`); for
+    synthetic records that is the sensitive size, close enough to choose a task count."""
     codec = ComboCodec(max(1, data.n_attributes), max(1, max_length))
     layout = ColumnLayout.from_attr_columns(data.attribute_columns, len(data.headers))
-    partitions = counting_partitions(records.sparkSession, data.n_records if n_records is None else n_records)
+    partitions = counting_partitions(records.sparkSession, data.n_records)
     rows = distinct_rows(records, partitions).persist(StorageLevel.MEMORY_AND_DISK)
     packed = count_packed(rows, codec, layout, max_length).persist(StorageLevel.MEMORY_AND_DISK)
     return CombinationCounts(rows, packed, decode_keys(packed, codec), codec, layout)
@@ -248,13 +240,8 @@ def records_analysis(spark, counts: CombinationCounts, max_length: int, k: int,
     length with a unique and with a rare combination. Only per-length record counts come back.
     """
     codec = counts.codec
-    keys = _key_columns(codec)
-    rare = counts.packed.filter(F.col("count") < k).select(*keys, (F.col("count") == 1).alias("unique")).toArrow()
-    rare_keys = np.column_stack([rare.column(c).to_numpy() for c in keys]) if rare.num_rows else np.zeros((0, len(keys)), np.int64)
-    is_unique = rare.column("unique").to_numpy(zero_copy_only=False) if rare.num_rows else np.zeros(0, bool)
-    shared = spark.sparkContext.broadcast(
-        (np.sort(sortable(rare_keys[is_unique])), np.sort(sortable(rare_keys)))
-    )
+    rare_sorted, unique_sorted = counts.rare_keys(k)
+    shared = spark.sparkContext.broadcast((unique_sorted, rare_sorted))
 
     layout = counts.layout
     by_column_sets = fits_column_sets(layout, max_length)
@@ -267,7 +254,7 @@ def records_analysis(spark, counts: CombinationCounts, max_length: int, k: int,
     def kernel(batches):
         unique_keys, rare_sorted = shared.value
         for batch in batches:
-            offsets, ids = _csr(batch)
+            offsets, ids = arrow_csr(batch)
             weights = batch.column("weight").to_numpy().astype(np.int64)
             lu, lq = shortest(offsets, ids, unique_keys), shortest(offsets, ids, rare_sorted)
             yield pa.RecordBatch.from_arrays([pa.array(lu), pa.array(lq), pa.array(weights)], names=["lu", "lq", "weight"])

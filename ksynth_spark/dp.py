@@ -49,7 +49,7 @@ from ksynth_spark.combinations import (
 )
 from ksynth_spark.config import Config
 from ksynth_spark.errors import ConfigError, PrivacyCheckError
-from ksynth_spark.model import AGGREGATE_SCHEMA, EncodedData
+from ksynth_spark.model import AGGREGATE_SCHEMA, EncodedData, arrow_csr
 
 log = logging.getLogger(__name__)
 
@@ -707,22 +707,28 @@ def postprocess(codec: ComboCodec, keys: np.ndarray, noisy: np.ndarray) -> tuple
     return keys, _normalise(codec, keys, counts)
 
 
+def _proper_subsets(codec: ComboCodec, keys: np.ndarray, smallest: int):
+    """Yields ``(rows, owners, subs)`` per combination length and subset size: the packed
+    ``subs`` of size ``smallest .. length-1`` of the combinations ``keys[rows]``, ``owners``
+    indexing ``rows``."""
+    ids, lengths = codec.unpack(keys)
+    for length in np.unique(lengths):
+        rows = np.flatnonzero(lengths == length)
+        block = ids[rows, :length]
+        for size in range(smallest, int(length)):
+            owners, subs = _subsets(codec, block, size)
+            yield rows, owners, subs
+
+
 def _add_missing_parents(codec: ComboCodec, keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Step 2: absent sub-combinations (length ≥ 2) get the max count of their present supersets."""
     order = np.argsort(sortable(keys), kind="stable")
     keys, counts = keys[order], counts[order]
     view = sortable(keys)
-    ids, lengths = codec.unpack(keys)
     sub_views, sub_counts = [], []
-    for length in np.unique(lengths):
-        if length < 3:
-            continue
-        rows = np.flatnonzero(lengths == length)
-        block = ids[rows, :length]
-        for size in range(2, int(length)):
-            owners, subs = _subsets(codec, block, size)
-            sub_views.append(subs)
-            sub_counts.append(counts[rows][owners])
+    for rows, owners, subs in _proper_subsets(codec, keys, smallest=2):
+        sub_views.append(subs)
+        sub_counts.append(counts[rows][owners])
     if not sub_views:
         return keys, counts
     subs, maxima = _reduce_max(np.concatenate(sub_views), np.concatenate(sub_counts))
@@ -739,17 +745,10 @@ def _normalise(codec: ComboCodec, keys: np.ndarray, counts: np.ndarray) -> np.nd
     """Step 3: each count becomes the minimum over itself and its present proper subsets
     (one pass, against the pre-normalisation counts). ``keys`` must be sorted."""
     view = sortable(keys)
-    ids, lengths = codec.unpack(keys)
     result = counts.copy()
-    for length in np.unique(lengths):
-        if length < 2:
-            continue
-        rows = np.flatnonzero(lengths == length)
-        block = ids[rows, :length]
-        for size in range(1, int(length)):
-            owners, subs = _subsets(codec, block, size)
-            hit, pos = _member(view, subs)
-            np.minimum.at(result, rows[owners[hit]], counts[pos[hit]])
+    for rows, owners, subs in _proper_subsets(codec, keys, smallest=1):
+        hit, pos = _member(view, subs)
+        np.minimum.at(result, rows[owners[hit]], counts[pos[hit]])
     return result
 
 
@@ -768,15 +767,6 @@ class DpResult:
     aggregates: object
     protected_record_count: Optional[int]
     spent: dict
-
-
-def _batch_csr(batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(record_ids, offsets, ids)`` of an Arrow batch ``record_id long, attrs array<int>``."""
-    record_ids = batch.column(0).to_numpy(zero_copy_only=False).astype(np.int64)
-    lists = batch.column(1)
-    offsets = np.asarray(lists.offsets, dtype=np.int64)
-    values = lists.values.to_numpy(zero_copy_only=False).astype(np.int64)
-    return record_ids, offsets - offsets[0], values[offsets[0]:offsets[-1]]
 
 
 def _records_input(data: EncodedData):
@@ -815,7 +805,7 @@ def _size_histogram_job(spark, records, plan: LengthPlan) -> tuple[np.ndarray, n
         local = get()
         total: Counter = Counter()
         for batch in batches:
-            _, offsets, ids = _batch_csr(batch)
+            offsets, ids = arrow_csr(batch)
             values, counts = histogram(valid_sizes(local, offsets, ids))
             total.update(dict(zip(values.tolist(), counts.tolist())))
         yield pa.RecordBatch.from_arrays(
@@ -844,7 +834,8 @@ def _clipped_count_job(spark, records, plan: LengthPlan, n_candidates: int) -> n
     def counts(batches):
         local = get()
         for batch in batches:
-            record_ids, offsets, ids = _batch_csr(batch)
+            record_ids = batch.column("record_id").to_numpy().astype(np.int64)
+            offsets, ids = arrow_csr(batch)
             for index, total in clipped_counts(local, record_ids, offsets, ids):
                 yield pa.RecordBatch.from_arrays([pa.array(index), pa.array(total)], names=["cand", "count"])
 

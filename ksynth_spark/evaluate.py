@@ -41,7 +41,6 @@ from pyspark.storagelevel import StorageLevel
 from ksynth_spark import io
 from ksynth_spark.aggregate import (
     AggregateResult,
-    _csr,
     _key_columns,
     count_combinations_df,
     decode_keys,
@@ -51,7 +50,7 @@ from ksynth_spark.aggregate import (
 from ksynth_spark.charts import render_evaluation_charts
 from ksynth_spark.combinations import enumerate_combinations, fits_column_sets, sortable, walk_column_sets
 from ksynth_spark.config import Config
-from ksynth_spark.model import EncodedData
+from ksynth_spark.model import EncodedData, arrow_csr
 
 log = logging.getLogger(__name__)
 
@@ -305,10 +304,7 @@ def rare_combination_records(spark, synthetic_records: DataFrame, counts, k: int
     """
     codec, layout = counts.codec, counts.layout
     keys = _key_columns(codec)
-    rare = counts.packed.filter(F.col("count") < k).select(*keys).toArrow()
-    rare_keys = (np.column_stack([rare.column(c).to_numpy() for c in keys]) if rare.num_rows
-                 else np.zeros((0, len(keys)), np.int64))
-    shared = spark.sparkContext.broadcast(np.sort(sortable(rare_keys)))
+    shared = spark.sparkContext.broadcast(counts.rare_keys(k)[0])
     schema = "record_id long, " + ", ".join(f"{c} long" for c in keys)
 
     def kernel(batches):
@@ -316,7 +312,7 @@ def rare_combination_records(spark, synthetic_records: DataFrame, counts, k: int
         for batch in batches:
             if not members.size or not batch.num_rows:
                 continue
-            offsets, ids = _csr(batch)
+            offsets, ids = arrow_csr(batch)
             record_ids = batch.column("syn_id").to_numpy().astype(np.int64)
             for rows, packed in _member_instances(codec, layout, offsets, ids, members, max_length):
                 columns = [pa.array(record_ids[rows])] + [pa.array(packed[:, i]) for i in range(codec.n_words)]

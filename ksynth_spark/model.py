@@ -8,8 +8,10 @@ combination in canonical order. Records are sorted id arrays; ids index the attr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 RECORD_SCHEMA = "record_id long, attrs array<int>"
 AGGREGATE_SCHEMA = "attrs array<int>, length int, count long"
@@ -99,6 +101,17 @@ def attribute_table(rows: list[tuple[str, str, int]], headers: list[str]) -> pd.
             "count": np.array([r[2] for r in ordered], dtype=np.int64),
         }
     )
+
+
+def arrow_csr(batch, column: str = "attrs") -> tuple[np.ndarray, np.ndarray]:
+    """Zero-based CSR ``(offsets, ids)`` (int64) of a ``list<int>`` Arrow column of a RecordBatch
+    or Table, as the numpy kernels take records (null lists are empty)."""
+    array = batch.column(column)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    offsets = np.asarray(array.offsets, dtype=np.int64)
+    values = np.asarray(array.values, dtype=np.int64)
+    return offsets - offsets[0], values[offsets[0]:offsets[-1]]
 
 
 def floor_k(x, k: int):

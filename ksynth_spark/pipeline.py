@@ -219,14 +219,17 @@ def stage_generate(release: Release) -> None:
         else:
             log.info("DP mode: the synthetic data is DP by post-processing of the DP aggregates; the k-synthetic "
                      "check is skipped because it would read the sensitive records again")
-        headers = released_headers(release)
-        wide = microdata_rows(spark, data, result)
-        io.write_tsv(spark, wide.select(*[F.col(f"`{h}`") for h in headers]),
-                     release.out("release", "synthetic_microdata.tsv"))
-        io.write_tsv(spark, long_form_rows(spark, data, result), release.out("release", "synthetic_microdata_long.tsv"))
-        io.write_table(wide.select("syn_id", *[F.col(f"`{h}`") for h in headers]),
-                       release.table("synthetic_microdata"), config.table_format)
-        io.write_table(result.records, release.table("synthetic_records"), config.table_format)
+        columns = [F.col(f"`{h}`") for h in released_headers(release)]
+        wide = microdata_rows(spark, data, result).persist(StorageLevel.MEMORY_AND_DISK)  # rendered once, written twice
+        io.run_concurrently([
+            lambda: io.write_tsv(spark, wide.select(*columns), release.out("release", "synthetic_microdata.tsv")),
+            lambda: io.write_tsv(spark, long_form_rows(spark, data, result),
+                                 release.out("release", "synthetic_microdata_long.tsv")),
+            lambda: io.write_table(wide.select("syn_id", *columns), release.table("synthetic_microdata"),
+                                   config.table_format),
+            lambda: io.write_table(result.records, release.table("synthetic_records"), config.table_format),
+        ])
+        wide.unpersist()
 
 
 def stage_evaluate(release: Release) -> None:

@@ -480,7 +480,7 @@ def _path_reset(path, index):
 def _path_push(path, zobrist, attr, support):
     """Extends ``P`` by ``attr``; ``support`` is ``support(P ∪ {attr})`` as computed by
     :func:`_supports` (or an upper bound of it)."""
-    attrs, keys, words, state, node_support = path[0], path[1], path[2], path[3], path[6]
+    attrs, keys, state, node_support = path[0], path[1], path[3], path[6]
     depth = state[0] + 1
     attrs[depth] = attr
     node_support[depth] = support
@@ -499,7 +499,7 @@ def _has_bit(bits, attr, row):
 def _path_rows(path, bits):
     """Makes depth ``state[0]`` hold ``Rows(P)`` (computed lazily along the path): the parent's
     row list filtered by the new id, or the AND of bitsets, turned into a list once small."""
-    attrs, keys, words, state, rows, n_rows = path[0], path[1], path[2], path[3], path[4], path[5]
+    attrs, words, state, rows, n_rows = path[0], path[2], path[3], path[4], path[5]
     cap = rows.shape[1]
     while state[1] < state[0]:
         d = state[1] + 1

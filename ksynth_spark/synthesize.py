@@ -31,7 +31,7 @@ from pyspark.storagelevel import StorageLevel
 from ksynth_spark import synthesis_kernels as K
 from ksynth_spark.config import Config
 from ksynth_spark.errors import ConfigError
-from ksynth_spark.model import EncodedData
+from ksynth_spark.model import EncodedData, arrow_csr
 
 log = logging.getLogger(__name__)
 
@@ -141,14 +141,6 @@ def _resolve_seed(config: Config) -> int:
 
 
 # ==================================================================================== arrow helpers
-def _csr(batch: pa.RecordBatch, column: str = "attrs") -> tuple[np.ndarray, np.ndarray]:
-    """Zero-based CSR ``(offsets, ids)`` of a ``list<int>`` column (null lists are empty)."""
-    array = batch.column(batch.schema.get_field_index(column))
-    offsets = np.asarray(array.offsets, dtype=np.int64)
-    values = np.asarray(array.values, dtype=np.int64)
-    return offsets - offsets[0], values[offsets[0]:offsets[-1]]
-
-
 def _list_array(offsets: np.ndarray, ids: np.ndarray) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(np.asarray(offsets, np.int32)), pa.array(np.asarray(ids, np.int32)))
 
@@ -197,7 +189,7 @@ def build_index(spark, data: EncodedData, k: int) -> K.SupportIndex:
 
     def partial_words(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            offsets, ids = _csr(batch)
+            offsets, ids = arrow_csr(batch)
             attr, word, bits = K.partial_bitsets(batch.column("record_id").to_numpy(), offsets, ids, n_words)
             yield pa.RecordBatch.from_arrays([pa.array(attr.astype(np.int32)), pa.array(word.astype(np.int32)),
                                               pa.array(bits)], names=["attr", "word", "bits"])
@@ -257,7 +249,7 @@ def _row_seeded(run: _Run, index: K.SupportIndex) -> DataFrame:
         for batch in batches:
             started = time.monotonic()
             record_ids = batch.column("record_id").to_numpy().astype(np.int64)
-            offsets, ids = _csr(batch)
+            offsets, ids = arrow_csr(batch)
             out_offsets, out_ids = K.row_seeded_phase1(oracle, seed, record_ids, offsets, ids)
             log.info("row_seeded phase 1: %d seed records in %.2f s (cache hits %d, misses %d)",
                      len(record_ids), time.monotonic() - started, oracle.cache.hits, oracle.cache.misses)
@@ -316,7 +308,7 @@ def _suppress(run: _Run, records: DataFrame, counts: np.ndarray, n_before: int) 
 
     def victims(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            offsets, ids = _csr(batch)
+            offsets, ids = arrow_csr(batch)
             attrs, keys, rids = K.smallest_occurrences(batch.column("record_id").to_numpy(),
                                                        batch.column("sort_key").to_numpy().view(np.uint64),
                                                        offsets, ids, excess_b.value)
@@ -331,7 +323,7 @@ def _suppress(run: _Run, records: DataFrame, counts: np.ndarray, n_before: int) 
     def apply(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             record_ids = batch.column("record_id").to_numpy()
-            offsets, ids = _csr(batch)
+            offsets, ids = arrow_csr(batch)
             kept, new_offsets, new_ids, _ = K.apply_suppression(
                 record_ids, batch.column("sort_key").to_numpy().view(np.uint64), offsets, ids, thresholds.value)
             yield pa.RecordBatch.from_arrays([pa.array(record_ids[kept]), _list_array(new_offsets, new_ids)],
@@ -398,7 +390,7 @@ def collect_aggregates(data: EncodedData, reportable: Optional[DataFrame], lengt
     batch = table.combine_chunks().to_batches()[0] if table.num_rows else None
     if batch is None:
         return K.AggregateTable.from_combos([], [], data.n_attributes, max(1, int(length or 1)))
-    offsets, ids = _csr(batch)
+    offsets, ids = arrow_csr(batch)
     longest = int(np.diff(offsets).max())
     length = max(int(length), longest) if length is not None else longest
     return K.AggregateTable(offsets, ids, batch.column("count").to_numpy(), data.n_attributes, length)
@@ -437,7 +429,7 @@ def number_rows(spark, data: EncodedData, records: DataFrame) -> DataFrame:
 
     def sort_cells(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            offsets, ids = _csr(batch)
+            offsets, ids = arrow_csr(batch)
             cells, non_empty = K.row_cells(offsets, ids, columns, ranks, n_columns)
             cell_lists = pa.FixedSizeListArray.from_arrays(pa.array(cells.ravel()), n_columns) if n_columns else \
                 pa.array([[]] * len(non_empty), pa.list_(pa.int32()))
@@ -468,7 +460,7 @@ def microdata_rows(spark, data: EncodedData, result: SynthesisResult) -> DataFra
 
     def render(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            offsets, ids = _csr(batch)
+            offsets, ids = arrow_csr(batch)
             n = len(offsets) - 1
             cells = np.full((n, len(headers)), "", dtype=object)
             owner = np.repeat(np.arange(n), np.diff(offsets))

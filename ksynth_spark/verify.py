@@ -41,7 +41,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
-from ksynth_spark.aggregate import _csr, count_combinations_df
+from ksynth_spark.aggregate import count_combinations_df
 from ksynth_spark.combinations import records_by_size
 from ksynth_spark.config import Config
 from ksynth_spark.errors import InputDataError, PrivacyCheckError
@@ -57,7 +57,7 @@ from ksynth_spark.load import (
     read_raw,
     with_row_index,
 )
-from ksynth_spark.model import EncodedData, floor_k
+from ksynth_spark.model import EncodedData, arrow_csr, floor_k
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def sensitive_bitsets(data: EncodedData) -> np.ndarray:
 
     def kernel(batches):
         for batch in batches:
-            offsets, ids = _csr(batch)
+            offsets, ids = arrow_csr(batch)
             record_ids = np.asarray(batch.column(batch.schema.get_field_index("record_id")), dtype=np.int64)
             owners = np.repeat(record_ids, np.diff(offsets))
             bits = np.left_shift(np.uint64(1), (owners & 63).astype(np.uint64))
@@ -138,7 +138,7 @@ def _supports(spark, sets: DataFrame, bitsets, n_records: int) -> DataFrame:
     def kernel(batches):
         bits = bitsets.value
         for batch in batches:
-            offsets, ids = _csr(batch)
+            offsets, ids = arrow_csr(batch)
             weights = np.asarray(batch.column(batch.schema.get_field_index("weight")), dtype=np.int64)
             supports = set_supports(bits, n_records, offsets, ids)
             yield pa.RecordBatch.from_arrays([pa.array(np.diff(offsets).astype(np.int32)), pa.array(supports),

@@ -3,7 +3,6 @@ tables against the pure-Python oracle, the adult acceptance check, and the relea
 
 import itertools
 import os
-from collections import Counter
 
 import numpy as np
 import pandas as pd

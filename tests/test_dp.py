@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from ksynth_spark import dp
-from ksynth_spark.combinations import ComboCodec, csr_from_lists, sortable
+from ksynth_spark.combinations import ComboCodec, csr_from_lists
 from ksynth_spark.config import Config
 from ksynth_spark.errors import ConfigError, PrivacyCheckError
 from ksynth_spark.model import RECORD_SCHEMA, EncodedData, attribute_table
@@ -441,12 +441,14 @@ def test_clipping_picks_a_uniform_subset():
     assert np.all(np.abs(picked - n / 4) <= 4.5 * math.sqrt(n * 0.25 * 0.75))
 
 
-def test_batch_csr_handles_sliced_arrow_batches():
+def test_arrow_csr_handles_sliced_arrow_batches():
+    from ksynth_spark.model import arrow_csr
+
     batch = pa.RecordBatch.from_arrays(
         [pa.array([5, 6, 7, 8], pa.int64()), pa.array([[1, 2], [], [3], [4, 5, 6]], pa.list_(pa.int32()))],
         names=["record_id", "attrs"]).slice(1, 3)
-    record_ids, offsets, ids = dp._batch_csr(batch)
-    assert record_ids.tolist() == [6, 7, 8]
+    offsets, ids = arrow_csr(batch)
+    assert batch.column("record_id").to_numpy().tolist() == [6, 7, 8]
     assert offsets.tolist() == [0, 0, 1, 4] and ids.tolist() == [3, 4, 5, 6]
 
 
