@@ -3,7 +3,7 @@
 #   make zip    only the zip
 #   make test   the README's test command
 #   make clean  remove build outputs
-# The zip holds only the ksynth_spark package (its .py files and showcase_assets/), stored under
+# The zip holds only the ksynth_spark package (its .py files and report/showcase_assets/), stored under
 # ksynth_spark/ so that zipimport finds it; __pycache__ folders are left out.
 
 PYTHON ?= .venv/bin/python
@@ -23,7 +23,7 @@ zip:
 	cp -R ksynth_spark $(BUILD)/pyfiles/
 	find $(BUILD)/pyfiles -name __pycache__ -prune -exec rm -rf {} +
 	cd $(BUILD)/pyfiles && $(abspath $(PYTHON)) -m zipfile -c $(abspath $(DIST))/ksynth_spark.zip ksynth_spark
-	$(PYTHON) -m zipfile -l $(DIST)/ksynth_spark.zip | grep -q showcase_assets/showcase.js
+	$(PYTHON) -m zipfile -l $(DIST)/ksynth_spark.zip | grep -q report/showcase_assets/showcase.js
 
 test:
 	$(PYTHON) -m pytest -q

@@ -31,7 +31,9 @@ from ksynth_spark.combinations import (
     sortable,
 )
 from ksynth_spark.config import Config
-from ksynth_spark.model import EncodedData, arrow_csr, floor_k
+from ksynth_spark.arrow_jobs import broadcast, csr, map_batches, map_partitions, numbers, record_batch
+from ksynth_spark.model import EncodedData
+from ksynth_spark.numerics import floor_k
 
 log = logging.getLogger(__name__)
 
@@ -61,38 +63,28 @@ class AggregateResult:
 
 
 # ---------------------------------------------------------------------------------- counting
-def _partition_rows(batches) -> Optional[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """All ``attrs, weight`` rows of one partition as CSR + weights (distinct rows: small)."""
-    batches = list(batches)
-    if not batches:
-        return None
-    table = pa.Table.from_batches(batches)
-    if table.num_rows == 0:
-        return None
-    offsets, ids = arrow_csr(table)
-    weights = table.column("weight").to_numpy().astype(np.int64)
-    return offsets, ids, weights
-
-
 #: Distinct rows per counting task beyond which more tasks are used than there are cores.
 ROWS_PER_COUNTING_TASK = 1_000_000
 
 
-def counting_partitions(spark, n_records: int) -> int:
-    """Tasks for the counting pass: one per core, more only for very large tables.
+def counting_partitions(spark, n_rows: int) -> int:
+    """Tasks for the counting pass over ``n_rows`` distinct rows: one per core, more only for
+    very large tables.
 
     Every task emits one partial count per distinct combination it sees, and Spark then sums
     the partials, so extra tasks cost shuffle volume (8 tasks instead of 2 shuffle 2.6 M
     instead of 1.1 M partial counts on adult at L=4, and take twice as long).
     """
     cores = max(1, spark.sparkContext.defaultParallelism)
-    return max(cores, -(-int(n_records) // ROWS_PER_COUNTING_TASK))
+    return max(cores, -(-int(n_rows) // ROWS_PER_COUNTING_TASK))
 
 
-def distinct_rows(records: DataFrame, partitions: int) -> DataFrame:
-    """Merges identical attribute sets into ``partitions`` partitions: ``attrs, weight``.
-    Halves the work on typical census data."""
-    return records.groupBy("attrs").agg(F.count(F.lit(1)).alias("weight")).coalesce(partitions)
+def counting_rows(rows: DataFrame, partitions: int) -> DataFrame:
+    """``attrs, weight`` of distinct rows spread over exactly ``partitions`` partitions."""
+    rows = rows.select("attrs", "weight")
+    if rows.rdd.getNumPartitions() > partitions:
+        return rows.coalesce(partitions)
+    return rows.repartition(partitions)
 
 
 def _key_columns(codec: ComboCodec) -> list[str]:
@@ -112,11 +104,9 @@ def count_packed(rows: DataFrame, codec: ComboCodec, layout: ColumnLayout, max_l
     schema = ", ".join(f"{k} long" for k in keys) + ", count long"
     by_column_sets = fits_column_sets(layout, max_length)
 
-    def kernel(batches):
-        partition = _partition_rows(batches)
-        if partition is None:
-            return
-        offsets, ids, weights = partition
+    def kernel(table: pa.Table):
+        offsets, ids = csr(table)
+        weights = numbers(table, "weight")
         if by_column_sets:
             parts = count_by_column_sets(codec, layout, offsets, ids, weights, max_length)
         else:
@@ -125,7 +115,7 @@ def count_packed(rows: DataFrame, codec: ComboCodec, layout: ColumnLayout, max_l
             columns = [pa.array(packed[:, i]) for i in range(codec.n_words)] + [pa.array(counts)]
             yield pa.RecordBatch.from_arrays(columns, names=keys + ["count"])
 
-    return rows.mapInArrow(kernel, schema).groupBy(*keys).agg(F.sum("count").alias("count"))
+    return map_partitions(rows, schema, kernel).groupBy(*keys).agg(F.sum("count").alias("count"))
 
 
 def decode_keys(packed: DataFrame, codec: ComboCodec) -> DataFrame:
@@ -193,15 +183,15 @@ class CombinationCounts:
         return np.sort(sortable(packed)), np.sort(sortable(packed[unique]))
 
 
-def count_combinations_df(records: DataFrame, data: EncodedData, max_length: int) -> CombinationCounts:
-    """Counts every combination of length 1..max_length of ``records`` (``attrs`` column, ids of
-    ``data.attributes``) on executors. The attribute→column layout (small) is shipped to tasks.
-    The number of counting tasks follows ``data.n_records`` (:func:`counting_partitions`); for
-    synthetic records that is the sensitive size, close enough to choose a task count."""
+def count_combinations_df(weighted: DataFrame, data: EncodedData, max_length: int) -> CombinationCounts:
+    """Counts every combination of length 1..max_length of weighted distinct attribute sets
+    (``attrs, weight``; ids of ``data.attributes``) on executors. The attribute→column layout
+    (small) is shipped to tasks. The number of counting tasks follows ``data.n_rows``
+    (:func:`counting_partitions`), close enough for synthetic rows too."""
     codec = ComboCodec(max(1, data.n_attributes), max(1, max_length))
     layout = ColumnLayout.from_attr_columns(data.attribute_columns, len(data.headers))
-    partitions = counting_partitions(records.sparkSession, data.n_records)
-    rows = distinct_rows(records, partitions).persist(StorageLevel.MEMORY_AND_DISK)
+    partitions = counting_partitions(weighted.sparkSession, data.n_rows)
+    rows = counting_rows(weighted, partitions).persist(StorageLevel.MEMORY_AND_DISK)
     packed = count_packed(rows, codec, layout, max_length).persist(StorageLevel.MEMORY_AND_DISK)
     return CombinationCounts(rows, packed, decode_keys(packed, codec), codec, layout)
 
@@ -240,9 +230,6 @@ def records_analysis(spark, counts: CombinationCounts, max_length: int, k: int,
     length with a unique and with a rare combination. Only per-length record counts come back.
     """
     codec = counts.codec
-    rare_sorted, unique_sorted = counts.rare_keys(k)
-    shared = spark.sparkContext.broadcast((unique_sorted, rare_sorted))
-
     layout = counts.layout
     by_column_sets = fits_column_sets(layout, max_length)
 
@@ -251,21 +238,18 @@ def records_analysis(spark, counts: CombinationCounts, max_length: int, k: int,
             return shortest_member_length_by_column_sets(codec, layout, offsets, ids, members, max_length)
         return shortest_member_length(codec, offsets, ids, members, max_length)
 
-    def kernel(batches):
-        unique_keys, rare_sorted = shared.value
-        for batch in batches:
-            offsets, ids = arrow_csr(batch)
-            weights = batch.column("weight").to_numpy().astype(np.int64)
-            lu, lq = shortest(offsets, ids, unique_keys), shortest(offsets, ids, rare_sorted)
-            yield pa.RecordBatch.from_arrays([pa.array(lu), pa.array(lq), pa.array(weights)], names=["lu", "lq", "weight"])
+    def kernel(batch: pa.RecordBatch, shared) -> pa.RecordBatch:
+        rare_sorted, unique_sorted = shared.value
+        offsets, ids = csr(batch)
+        return record_batch(lu=shortest(offsets, ids, unique_sorted), lq=shortest(offsets, ids, rare_sorted),
+                            weight=numbers(batch, "weight"))
 
-    counts = (
-        counts.rows.mapInArrow(kernel, "lu int, lq int, weight long").groupBy("lu", "lq").agg(F.sum("weight").alias("n")).collect()
-    )
-    shared.unpersist()
+    with broadcast(spark, counts.rare_keys(k)) as shared:
+        lengths = (map_batches(counts.rows, "lu int, lq int, weight long", kernel, setup=lambda: shared)
+                   .groupBy("lu", "lq").agg(F.sum("weight").alias("n")).collect())
     unique = np.zeros(max_length + 1, dtype=np.int64)
     rare_only = np.zeros(max_length + 1, dtype=np.int64)
-    for r in counts:
+    for r in lengths:
         if r["lu"] > 0:
             unique[r["lu"]] += r["n"]
         elif r["lq"] > 0:
@@ -305,7 +289,7 @@ def aggregate(spark, data: EncodedData, config: Config) -> AggregateResult:
     length = config.effective_reporting_length(len(data.headers))
     started = time.monotonic()
     log.info("aggregate: counting combinations of length 1..%d over %d records", length, data.n_records)
-    counts = count_combinations_df(data.records, data, length)
+    counts = count_combinations_df(data.rows, data, length)
     sensitive = with_selections(counts.decoded, data, config.selection_order).persist(StorageLevel.MEMORY_AND_DISK)
     by_length = rare_by_length(sensitive, k)  # the first job over ``sensitive``: fills its cache
     log.info("aggregate: %d distinct combinations counted in %.1f s", int(by_length["combo_count"].sum()),

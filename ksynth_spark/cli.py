@@ -137,7 +137,7 @@ def _run_verify(args) -> int:
     config = _verify_config(args)
     uses_delta = config.input_format == "delta" or args.synthetic_format == "delta"
     spark = get_session(config, with_delta=uses_delta)
-    report = verify(spark, config, args.synthetic, config.k, args.length, args.synthetic_format)
+    report = verify(spark, config, args.synthetic, args.length, args.synthetic_format)
     text = json.dumps(report, indent=2) + "\n"
     sys.stdout.write(text)
     if args.report:

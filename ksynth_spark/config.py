@@ -1,8 +1,11 @@
-"""Typed configuration: the keys and defaults of spec §6.3, loaded from YAML and validated.
+"""Typed configuration: the one model of a release's settings, and the only place that validates them.
 
 Key names follow the reference pipeline, so its configs mostly work unchanged. Unknown keys,
 wrong types and out-of-range values raise :class:`ConfigError` naming the key and the fix.
 Relative paths (without a URI scheme) are resolved against the directory of the YAML file.
+A :class:`Config` is frozen and valid from the moment it exists (it validates itself when
+built), and its ``seed`` is always set: a config without one draws a fresh seed when it is
+built, which the effective config records.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import difflib
 import json
 import logging
 import os
+import re
+import secrets
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,16 +26,17 @@ import yaml
 
 from ksynth_spark.errors import ConfigError
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
-SYNTHESIS_MODES = ("row_seeded", "unseeded", "value_seeded", "aggregate_seeded")
+SynthesisMode = Literal["row_seeded", "unseeded", "value_seeded", "aggregate_seeded"]
+#: The synthesis modes of spec §4, in documentation order.
+SYNTHESIS_MODES: tuple[str, ...] = typing.get_args(SynthesisMode)
 DEFAULT_DELTA_PACKAGE = "io.delta:delta-spark_4.2_2.13:4.4.0"
+#: Characters a ``prefix`` may hold (it becomes part of file and table names).
+_PREFIX_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
-# Keys of the 2021 pipeline that are translated instead of rejected.
-_LEGACY_KEYS = {"seeded", "memory_limit_pct"}
 
-
-@dataclass
+@dataclass(frozen=True)
 class SparkSettings:
     """The ``spark:`` section: where to run and extra ``spark.*`` settings.
 
@@ -56,9 +62,14 @@ class SparkSettings:
                 )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
-    """Effective configuration of one release. Defaults are those of spec §6.3 unless noted."""
+    """Effective configuration of one release (frozen; validated when built).
+
+    Defaults are those of the reference pipeline unless noted in the README. Build it from a
+    mapping with :func:`config_from_dict` or from YAML with :func:`load_config`; derive a
+    changed copy with :func:`dataclasses.replace` (which validates again).
+    """
 
     # input and data model (spec §1)
     sensitive_microdata_path: str = ""
@@ -74,7 +85,7 @@ class Config:
     reporting_resolution: int = 10
     selection_order: Literal["ordinal", "case_insensitive"] = "ordinal"
     # synthesis (spec §4)
-    synthesis_mode: Literal["row_seeded", "unseeded", "value_seeded", "aggregate_seeded"] = "row_seeded"
+    synthesis_mode: SynthesisMode = "row_seeded"
     oversampling_ratio: Optional[float] = None
     oversampling_tries: Optional[int] = None
     use_synthetic_counts: bool = False
@@ -107,6 +118,13 @@ class Config:
     report_title: str = "Synthetic data showcase"
     report_pages: dict[str, list[str]] = field(default_factory=dict)
     report_visuals: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.validate()
+        if self.seed is None:
+            object.__setattr__(self, "seed", secrets.randbits(63))
+            logger.info("No seed configured: drew seed %d (recorded in the effective config; set 'seed' to "
+                        "reproduce this release)", self.seed)
 
     # ------------------------------------------------------------------ derived values
     @property
@@ -169,7 +187,10 @@ class Config:
                      "must be 'aggregate_seeded' with dp_aggregates: true (only synthesis from the DP "
                      "aggregates inherits the DP guarantee; the other modes read the sensitive records)")
         _require(self.parallel_jobs >= 1, "parallel_jobs", "must be an integer >= 1")
-        _require(bool(self.prefix) and "/" not in self.prefix, "prefix", "must be a non-empty file-name prefix without '/'")
+        _require(self.cache_max_size >= 1, "cache_max_size", "must be an integer >= 1")
+        _require(bool(_PREFIX_RE.fullmatch(self.prefix)), "prefix",
+                 "must start with a letter or digit and hold only letters, digits, '.', '_' and '-' "
+                 "(it becomes part of every file and table name)")
         _require(self.empty_value == "", "empty_value",
                  "only the empty string is supported (the row order of spec §4.0 depends on it)")
         _require(not (set(self.multi_value_columns) & {self.subject_id}), "multi_value_columns",
@@ -295,7 +316,7 @@ def _build(cls: type, data: dict[str, Any], section: str) -> Any:
     return cls(**kwargs)
 
 
-def config_from_dict(data: dict[str, Any], base_dir: Optional[str] = None) -> Config:
+def config_from_dict(data: Optional[dict[str, Any]], base_dir: Optional[str] = None) -> Config:
     """Builds and validates a Config from a mapping (e.g. parsed YAML or notebook widgets).
 
     Args:
@@ -316,16 +337,15 @@ def config_from_dict(data: dict[str, Any], base_dir: Optional[str] = None) -> Co
         data.setdefault("synthesis_mode", "row_seeded" if seeded else "unseeded")
     if "memory_limit_pct" in data:
         data.pop("memory_limit_pct")
-        log.info("Ignoring the 2021 key 'memory_limit_pct' (Spark manages memory).")
-    config = _build(Config, data, "")
+        logger.info("Ignoring the 2021 key 'memory_limit_pct' (Spark manages memory).")
     if base_dir is not None:
-        if config.input_format != "table" and config.sensitive_microdata_path and not (
-            _has_scheme(config.sensitive_microdata_path) or os.path.isabs(config.sensitive_microdata_path)
-        ):
-            config.sensitive_microdata_path = os.path.normpath(os.path.join(base_dir, config.sensitive_microdata_path))
-        if not (_has_scheme(config.output_dir) or os.path.isabs(config.output_dir)):
-            config.output_dir = os.path.normpath(os.path.join(base_dir, config.output_dir))
-    return config.validate()
+        for key in ("sensitive_microdata_path", "output_dir"):
+            value = data.get(key)
+            is_table = key == "sensitive_microdata_path" and str(data.get("input_format", "")).strip().lower() == "table"
+            if isinstance(value, str) and value and not is_table and not (_has_scheme(value) or os.path.isabs(value)):
+                data[key] = os.path.normpath(os.path.join(base_dir, value))
+        data.setdefault("output_dir", os.path.normpath(os.path.join(base_dir, "./")))
+    return _build(Config, data, "")
 
 
 def load_config(path: str, overrides: Optional[dict[str, Any]] = None) -> Config:

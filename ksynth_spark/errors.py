@@ -1,20 +1,28 @@
-"""Error types that ksynth-spark raises for problems a user can fix.
+"""Error types that ksynth-spark raises for problems a user can fix: one class per kind of failure.
 
-Every message names the problem and the fix. Messages may name files, columns and
-configuration keys, but never a value read from the sensitive data.
+Every message names the problem and the fix in one line. Messages may name files, columns,
+line numbers and configuration keys, but never a value read from the sensitive data. The CLI
+prints these without a traceback and exits with status 2; anything else is a bug (status 1).
 """
 
 
 class KsynthError(Exception):
-    """Base class of all errors a user can act on (the CLI prints them without a traceback)."""
+    """Base class of all errors a user can act on."""
 
 
 class ConfigError(KsynthError):
-    """The configuration is invalid: unknown key, wrong type or out-of-range value."""
+    """The configuration or a command-line option is invalid: unknown key, wrong type or
+    out-of-range value."""
 
 
 class InputDataError(KsynthError):
-    """The sensitive input cannot be used as it is (missing, empty, malformed, conflicting)."""
+    """The sensitive (or audited synthetic) input cannot be used as it is: missing, empty,
+    malformed, conflicting, or of another format than declared."""
+
+
+class OutputError(KsynthError):
+    """The output location cannot be used: not a directory, not writable, overlapping the
+    input, a missing catalog schema, or another run holding it."""
 
 
 class SparkSetupError(KsynthError):
@@ -22,4 +30,4 @@ class SparkSetupError(KsynthError):
 
 
 class PrivacyCheckError(KsynthError):
-    """An output failed an independent privacy check; the release was not committed."""
+    """A release failed a privacy check (the k check, the DP budget check) and was not committed."""

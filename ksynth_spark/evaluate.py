@@ -38,21 +38,19 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
-from ksynth_spark import io
 from ksynth_spark.aggregate import (
     AggregateResult,
     _key_columns,
     count_combinations_df,
     decode_keys,
-    ordered_for_file,
     with_selections,
 )
-from ksynth_spark.charts import render_evaluation_charts
 from ksynth_spark.combinations import enumerate_combinations, fits_column_sets, sortable, walk_column_sets
 from ksynth_spark.config import Config
-from ksynth_spark.model import EncodedData, arrow_csr
+from ksynth_spark.arrow_jobs import broadcast, csr, map_batches, numbers
+from ksynth_spark.model import EncodedData
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 #: Upper edge of the first count bucket of spec §5.4 (bucket edges are 10, 20, 40, ...).
 FIRST_BUCKET_EDGE = 10
@@ -291,34 +289,36 @@ def _member_instances(codec, layout, offsets, ids, members, max_length):
             yield rows[found], packed[found]
 
 
-def rare_combination_records(spark, synthetic_records: DataFrame, counts, k: int, max_length: int) -> DataFrame:
-    """Synthetic records (``record_id``) holding each synthetic combination with count < k.
+def rare_combination_records(synthetic_records: DataFrame, counts, shared, max_length: int) -> DataFrame:
+    """Synthetic records holding each synthetic combination with count < k (lazy: run it while
+    ``shared`` — the broadcast sorted keys of the rare synthetic combinations — is live).
 
-    The packed keys of the rare synthetic combinations are collected to the driver and
-    broadcast (8 bytes per key and word); each executor walks the combinations of its
-    synthetic records and keeps the members.
+    Each executor walks the combinations of its distinct synthetic records and keeps the
+    members; a distinct record's copies are its rows ``syn_start .. syn_start + count - 1``
+    (fewer than k, since each of them holds a combination seen fewer than k times).
 
     Returns:
-        ``(hits, broadcast)``: hits is ``record_id, attrs, length`` (one row per record and rare
-        combination it holds); unpersist the broadcast once hits are materialised.
+        ``record_id, attrs, length``: one row per synthetic row and rare combination it holds.
     """
     codec, layout = counts.codec, counts.layout
     keys = _key_columns(codec)
-    shared = spark.sparkContext.broadcast(counts.rare_keys(k)[0])
-    schema = "record_id long, " + ", ".join(f"{c} long" for c in keys)
+    schema = "syn_start long, count long, " + ", ".join(f"{c} long" for c in keys)
 
-    def kernel(batches):
-        members = shared.value
-        for batch in batches:
-            if not members.size or not batch.num_rows:
-                continue
-            offsets, ids = arrow_csr(batch)
-            record_ids = batch.column("syn_id").to_numpy().astype(np.int64)
-            for rows, packed in _member_instances(codec, layout, offsets, ids, members, max_length):
-                columns = [pa.array(record_ids[rows])] + [pa.array(packed[:, i]) for i in range(codec.n_words)]
-                yield pa.RecordBatch.from_arrays(columns, names=["record_id"] + keys)
+    def kernel(batch: pa.RecordBatch, members: np.ndarray):
+        if not members.size or not batch.num_rows:
+            return None
+        offsets, ids = csr(batch)
+        starts, copies = numbers(batch, "syn_start"), numbers(batch, "count")
+        return [pa.RecordBatch.from_arrays([pa.array(starts[rows]), pa.array(copies[rows])]
+                                           + [pa.array(packed[:, i]) for i in range(codec.n_words)],
+                                           names=["syn_start", "count"] + keys)
+                for rows, packed in _member_instances(codec, layout, offsets, ids, members, max_length)]
 
-    return decode_keys(synthetic_records.select("syn_id", "attrs").mapInArrow(kernel, schema), codec), shared
+    hits = map_batches(synthetic_records.select("syn_start", "count", "attrs"), schema, kernel,
+                       setup=lambda: shared.value)
+    expanded = hits.select(F.explode(F.sequence("syn_start", F.col("syn_start") + F.col("count") - 1)).alias("record_id"),
+                           *keys)
+    return decode_keys(expanded, codec)
 
 
 def rare_combinations_report(spark, data: EncodedData, sensitive_vs_synthetic: DataFrame, synthetic_records: DataFrame,
@@ -334,21 +334,21 @@ def rare_combinations_report(spark, data: EncodedData, sensitive_vs_synthetic: D
             "attrs", F.col("z").alias("syn_count"),
             (F.floor(F.coalesce("x", F.lit(0)) / k) * k).cast("long").alias("sen_count")),
         data, "ordinal")
-    hits, shared = rare_combination_records(spark, synthetic_records, counts, k, max_length)
-    report = (
-        hits.join(rare, "attrs")
-        .select(
-            F.col("length").alias("combo_length"),
-            F.regexp_replace("selections", ";", " AND ").alias("combo"),
-            "record_id",
-            F.col("syn_count").cast("long"),
-            "sen_count",
+    with broadcast(spark, counts.rare_keys(k)[0]) as shared:
+        hits = rare_combination_records(synthetic_records, counts, shared, max_length)
+        report = (
+            hits.join(rare, "attrs")
+            .select(
+                F.col("length").alias("combo_length"),
+                F.regexp_replace("selections", ";", " AND ").alias("combo"),
+                "record_id",
+                F.col("syn_count").cast("long"),
+                "sen_count",
+            )
+            .orderBy("combo_length", "combo", "record_id")
+            .persist(StorageLevel.MEMORY_AND_DISK)
         )
-        .orderBy("combo_length", "combo", "record_id")
-        .persist(StorageLevel.MEMORY_AND_DISK)
-    )
-    report.count()
-    shared.unpersist()
+        report.count()
     return report
 
 
@@ -375,8 +375,9 @@ def single_attribute_counts(data: EncodedData, synthetic: DataFrame, reportable:
 
 
 # ---------------------------------------------------------------------------------- stage
-def synthetic_aggregates(data: EncodedData, synthetic_records: DataFrame, max_length: int, selection_order: str):
-    """Counts the synthetic combinations up to ``max_length`` (Y) on executors.
+def synthetic_aggregates(data: EncodedData, synthetic: DataFrame, max_length: int, selection_order: str):
+    """Counts the synthetic combinations up to ``max_length`` (Y) on executors, from the
+    distinct synthetic records with their counts (``attrs, weight``).
 
     Y is counted straight from the synthetic records, which are encoded in the sensitive
     attribute-id space. That is equivalent to re-reading the written synthetic TSV with the same
@@ -388,7 +389,7 @@ def synthetic_aggregates(data: EncodedData, synthetic_records: DataFrame, max_le
         ``(counts, aggregates)``: the :class:`~ksynth_spark.aggregate.CombinationCounts` and the
         persisted ``attrs, length, count, selections`` DataFrame.
     """
-    counts = count_combinations_df(synthetic_records.select(F.array_sort("attrs").alias("attrs")), data, max_length)
+    counts = count_combinations_df(synthetic.select(F.array_sort("attrs").alias("attrs"), "weight"), data, max_length)
     aggregates = with_selections(counts.decoded, data, selection_order).persist(StorageLevel.MEMORY_AND_DISK)
     return counts, aggregates
 
@@ -420,10 +421,11 @@ def evaluate(spark, data: EncodedData, aggregates: AggregateResult, synthetic_re
     reportable = aggregates.reportable if reportable is None else reportable
     records_in = aggregates.protected_record_count if reportable_record_count is None else reportable_record_count
     started = time.monotonic()
-    synthetic_records = synthetic_records.select("syn_id", F.array_sort("attrs").alias("attrs"))
-    n_synthetic = synthetic_records.count()
-    counts, y = synthetic_aggregates(data, synthetic_records, length, config.selection_order)
-    log.info("evaluate: %d synthetic records, combinations counted up to length %d", n_synthetic, length)
+    synthetic_records = synthetic_records.select("syn_start", "count", F.array_sort("attrs").alias("attrs"))
+    n_synthetic = int(synthetic_records.agg(F.sum("count")).first()[0] or 0)
+    counts, y = synthetic_aggregates(data, synthetic_records.select("attrs", F.col("count").alias("weight")), length,
+                                     config.selection_order)
+    logger.info("evaluate: %d synthetic records, combinations counted up to length %d", n_synthetic, length)
 
     sy_joined = join_counts(aggregates.sensitive, y).persist(StorageLevel.MEMORY_AND_DISK)
     sy = comparison_sums(sy_joined, k)
@@ -437,8 +439,8 @@ def evaluate(spark, data: EncodedData, aggregates: AggregateResult, synthetic_re
     metrics_p = summary_metrics(sp, length, aggregates.n_records, records_in)
     rare_report = rare_combinations_report(spark, data, sy_joined, synthetic_records, counts, k, length)
     singles = single_attribute_counts(data, y, reportable)
-    for df in (sy_joined, counts.rows, counts.packed, counts.decoded):  # y itself stays cached
-        df.unpersist()
+    sy_joined.unpersist()
+    counts.release()  # y itself stays cached
 
     headline = {
         "k": k,
@@ -459,7 +461,7 @@ def evaluate(spark, data: EncodedData, aggregates: AggregateResult, synthetic_re
         "synthetic_rare_combinations": int(sy.loc[sy["z"] < k, "n_z"].sum()),
         "unsupported_combinations": int(sy["n_unsupported"].sum()),
     }
-    log.info("evaluate: leakage %d, mean proportional error %.4f, suppressed %.2f %%, fabricated %.2f %% (%.1f s)",
+    logger.info("evaluate: leakage %d, mean proportional error %.4f, suppressed %.2f %%, fabricated %.2f %% (%.1f s)",
              headline["leakage_total"], mpe, headline["suppressed_pct"], headline["fabricated_pct"],
              time.monotonic() - started)
     return EvaluationResult(
@@ -473,130 +475,3 @@ def evaluate(spark, data: EncodedData, aggregates: AggregateResult, synthetic_re
         single_attribute_counts=singles,
         headline=headline,
     )
-
-
-# ---------------------------------------------------------------------------------- writing
-def _write_small(spark, path: str, table: pd.DataFrame) -> None:
-    io.write_text(spark, path, io.tsv_text(table.columns, table.itertuples(index=False)))
-
-
-def write_evaluation(spark, release, result: EvaluationResult) -> None:
-    """Writes the evaluation outputs into the release's staging area (see the module docstring
-    for the placement rule) and records ``expansion_ratio``, ``record_expansion_pct`` and
-    ``mean_proportional_error`` in ``release.derived`` (the effective config). Large tables are
-    written by executors (:func:`ksynth_spark.io.write_tsv`); only the small tables pass through
-    the driver."""
-    config = release.config
-    headline = result.headline
-    # DP releases promise privacy for what is derived from the DP aggregates only: everything
-    # compared against the sensitive data stays restricted.
-    public = "sensitive" if config.dp_aggregates else "release"
-    io.write_tsv(spark, ordered_for_file(result.synthetic_aggregates, "count", headline["records_out"]),
-                 release.out("release", "synthetic_aggregates.tsv"))
-    _write_small(spark, release.out(public, "synthetic_leakage_by_length.tsv"), result.leakage_by_length)
-    _write_small(spark, release.out(public, "preservation_by_length.tsv"), result.preservation_by_length)
-    _write_small(spark, release.out(public, "preservation_by_count.tsv"), result.preservation_by_count)
-    _write_small(spark, release.out(public, "single_attribute_counts.tsv"), result.single_attribute_counts)
-    for name, rows in (("stats_synthetic_data.tsv", result.stats_synthetic),
-                       ("stats_aggregate_counts.tsv", result.stats_aggregate)):
-        io.write_text(spark, release.out(public, name), io.tsv_text(["Metric", "Value"], rows))
-    io.write_tsv(spark, result.synthetic_rare_combos, release.out("sensitive", "synthetic_rare_combos_by_length.tsv"))
-    io.write_table(result.synthetic_aggregates.select("selections", "length", "count", "attrs"),
-                   release.table("synthetic_aggregates"), config.table_format)
-
-    rare_by_length = release.aggregates.rare_by_length if release.aggregates is not None else None
-    charts = render_evaluation_charts(
-        config.prefix, config.k,
-        sensitive_rare_by_length=rare_by_length,
-        synthetic_leakage_by_length=result.leakage_by_length,
-        preservation_by_length=result.preservation_by_length,
-        preservation_by_count=result.preservation_by_count,
-        single_attribute_counts=result.single_attribute_counts,
-    )
-    released_charts = []
-    for name, content in sorted(charts.items()):
-        area = "sensitive" if name.startswith(f"{config.prefix}_sensitive_") else public
-        io.write_bytes(spark, release.staging.path(area, name), content)
-        if area == "release":
-            released_charts.append(name)
-    release.evaluation_charts = {name: charts[name] for name in released_charts}
-    io.write_text(spark, release.out(public, "summary.md"), summary_markdown(config, result, released_charts))
-    release.derived.update(expansion_ratio=headline["expansion_ratio"],
-                           record_expansion_pct=headline["record_expansion_pct"],
-                           mean_proportional_error=headline["mean_proportional_error"])
-
-
-def privacy_statement(config: Config, headline: dict) -> str:
-    """The plain-words privacy statement of the summary (k filled in, mode-aware)."""
-    k, length = config.k, headline["reporting_length"]
-    if config.synthesis_mode == "aggregate_seeded" and config.dp_aggregates:
-        return ("This synthetic dataset was generated from differentially private aggregates "
-                f"(epsilon = {config.noise_epsilon:g}); its protection is differential privacy, not a group size k.")
-    if headline["unsupported_combinations"] or headline["leakage_total"]:
-        return (f"WARNING: {headline['unsupported_combinations']} combination(s) of up to {length} attributes in this "
-                f"synthetic dataset describe fewer than {k} individuals in the sensitive data "
-                f"({headline['leakage_total']} of them are rare in both). Do not publish it.")
-    statement = (f"Every combination of attributes in this synthetic dataset describes a group of at least {k} "
-                 "individuals in the sensitive data")
-    if config.synthesis_mode == "aggregate_seeded":
-        return (statement + f", for combinations of up to {length} attributes (the reporting length) only; "
-                "longer combinations carry no such guarantee.")
-    return statement + "."
-
-
-def summary_markdown(config: Config, result: EvaluationResult, chart_files: list[str]) -> str:
-    """One-page plain-words summary of the release (``release/<prefix>_summary.md``)."""
-    h = result.headline
-    records_in_note = ("record count as published in the differentially private aggregates" if config.dp_aggregates
-                       else "sensitive records, rounded down to a multiple of k")
-    lines = [
-        f"# Synthetic data release: {config.prefix}",
-        "",
-        f"- Privacy resolution k: {h['k']}",
-        f"- Reporting length (longest combination counted): {h['reporting_length']}",
-        f"- Synthesis mode: {h['synthesis_mode']}",
-        f"- Records in ({records_in_note}): {h['records_in']:,}",
-        f"- Records out (synthetic records): {h['records_out']:,}",
-        "",
-        "## Privacy",
-        "",
-        privacy_statement(config, h),
-        "",
-        "Leakage (combinations rare in the sensitive data that are also rare in the synthetic data) by length: "
-        + ", ".join(f"length {l}: {n}" for l, n in h["leakage_by_length"].items()) + ".",
-        "",
-        "## Utility",
-        "",
-        "| length | count preservation | mean proportional error |",
-        "| --- | --- | --- |",
-    ]
-    for row in result.preservation_by_length.itertuples(index=False):
-        lines.append(f"| {row.syn_combo_length} | {row.count_preservation:.4f} | {row.mean_proportional_error:.4f} |")
-    lines += [
-        "",
-        f"- Mean proportional error (mean over count buckets): {h['mean_proportional_error']:.4f}",
-        f"- Suppressed combinations (sensitive combinations missing from the synthetic data): {h['suppressed_pct']:.2f} %",
-        f"- Fabricated combinations (synthetic combinations absent from the sensitive data): {h['fabricated_pct']:.2f} %",
-        "",
-        "## Charts",
-        "",
-    ]
-    stems: dict[str, list[str]] = {}
-    for name in chart_files:
-        stem, _, ext = name.rpartition(".")
-        stems.setdefault(stem, []).append(ext)
-    lines += [f"- {stem} ({', '.join(f'.{e}' for e in sorted(exts, reverse=True))})" for stem, exts in stems.items()]
-    return "\n".join(lines) + "\n"
-
-
-def evaluate_release(release, synthetic_records: DataFrame, reportable: Optional[DataFrame] = None,
-                     reportable_record_count: Optional[int] = None) -> EvaluationResult:
-    """The whole evaluate stage for a pipeline run: :func:`evaluate` then :func:`write_evaluation`.
-
-    Needs ``release.data`` and ``release.aggregates`` (the caller runs the earlier stages first);
-    ``reportable`` / ``reportable_record_count`` as in :func:`evaluate`.
-    """
-    result = evaluate(release.spark, release.data, release.aggregates, synthetic_records, release.config,
-                      reportable, reportable_record_count)
-    write_evaluation(release.spark, release, result)
-    return result

@@ -74,10 +74,22 @@ def write_text(spark, path: str, text: str) -> None:
     write_bytes(spark, path, text.encode("utf-8"))
 
 
+def read_bytes(spark, path: str) -> bytes:
+    """Reads a small file through Hadoop's FileSystem API (every supported file system)."""
+    fs, hpath = _path(spark, path)
+    length = int(fs.getFileStatus(hpath).getLen())
+    stream = fs.open(hpath)
+    try:
+        buffer = spark._jvm.java.io.ByteArrayOutputStream(max(1, length))
+        spark._jvm.org.apache.hadoop.io.IOUtils.copyBytes(stream, buffer, 1 << 16, False)
+        return bytes(buffer.toByteArray())
+    finally:
+        stream.close()
+
+
 def read_text(spark, path: str) -> str:
-    """Reads a small UTF-8 text file through Spark (works for every supported file system)."""
-    rows = spark.read.text(path, wholetext=True).collect()
-    return rows[0][0] if rows else ""
+    """Reads a small UTF-8 text file (every supported file system)."""
+    return read_bytes(spark, path).decode("utf-8")
 
 
 def tsv_text(header: Iterable[str], rows: Iterable[Iterable[object]]) -> str:
@@ -137,6 +149,11 @@ def write_table(df, path: str, table_format: str) -> None:
     if table_format == "delta":
         writer = writer.option("overwriteSchema", "true")
     writer.format(table_format).save(path)
+
+
+def save_as_table(df, table: str, table_format: str) -> None:
+    """Writes ``df`` as the managed catalog table ``table`` (overwrite, schema replaced)."""
+    df.write.mode("overwrite").format(table_format).option("overwriteSchema", "true").saveAsTable(table)
 
 
 def run_concurrently(writes: list[Callable[[], None]]) -> None:

@@ -1,51 +1,56 @@
-"""The encoded data model shared by every stage (spec §1.8).
+"""The encoded data model shared by every stage.
 
 Attributes ``(column, value)`` are dictionary-encoded once to integer ids ``0 .. A-1`` assigned
 in canonical order (ascending ordinal order of ``"column:value"``), so a sorted id array is a
-combination in canonical order. Records are sorted id arrays; ids index the attribute table.
+combination in canonical order. The sensitive table is held as its *distinct rows*: every
+distinct attribute set once, with the number of records that have it (its weight). Every stage
+works on those (their number grows with the variety of the data, not with N).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
-RECORD_SCHEMA = "record_id long, attrs array<int>"
+ROWS_SCHEMA = "attrs array<int>, weight long"
 AGGREGATE_SCHEMA = "attrs array<int>, length int, count long"
 
 
-@dataclass
+@dataclass(frozen=True)
 class MultiValueSource:
-    """Where an expanded multi-value column came from (spec §1.6)."""
+    """Where an expanded multi-value column came from."""
 
     source: str
     piece: str
     delimiter: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class EncodedData:
     """The sensitive table after parsing, joining, expansion and encoding.
 
     Attributes:
-        records: Spark DataFrame ``record_id long, attrs array<int>`` — one row per sensitive
-            record, ``record_id`` = 0..N-1 in spec record order (file order, or subject-id
-            order), ``attrs`` sorted ascending (possibly empty). Sensitive: never collected.
+        rows: Spark DataFrame ``attrs array<int>, weight long``: one row per distinct attribute
+            set (``attrs`` sorted ascending, possibly empty), ``weight`` = the number of
+            records that have exactly that set. Persisted. Sensitive: never collected as rows,
+            except by the synthesis index (ids and weights, in executors' broadcast).
         attributes: Driver-side attribute table, one row per attribute id: ``attr_id`` (int,
             0..A-1, canonical order), ``column_index``, ``column``, ``value``, ``count`` (n(a)).
             Small (distinct values only); sensitive because it holds exact counts.
         headers: Final column names (after multi-value expansion), in output order.
         n_records: N, the number of sensitive records.
+        n_rows: D, the number of distinct rows.
         multi_value: Expanded column name -> its source column, piece and delimiter.
     """
 
-    records: object
+    rows: Any
     attributes: pd.DataFrame
     headers: list[str]
     n_records: int
+    n_rows: int
     multi_value: dict[str, MultiValueSource] = field(default_factory=dict)
 
     @property
@@ -68,7 +73,7 @@ class EncodedData:
         return [f"{c}:{v}" for c, v in zip(self.attributes["column"], self.attributes["value"])]
 
     def selection_ranks(self, order: str = "ordinal") -> np.ndarray:
-        """Rank of every attribute id in the selections-string order of spec §6.2.
+        """Rank of every attribute id in the selections-string order.
 
         ``ordinal`` is the id order itself; ``case_insensitive`` sorts by lower-cased
         ``fmt`` with ordinal ties.
@@ -101,20 +106,3 @@ def attribute_table(rows: list[tuple[str, str, int]], headers: list[str]) -> pd.
             "count": np.array([r[2] for r in ordered], dtype=np.int64),
         }
     )
-
-
-def arrow_csr(batch, column: str = "attrs") -> tuple[np.ndarray, np.ndarray]:
-    """Zero-based CSR ``(offsets, ids)`` (int64) of a ``list<int>`` Arrow column of a RecordBatch
-    or Table, as the numpy kernels take records (null lists are empty)."""
-    array = batch.column(column)
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    offsets = np.asarray(array.offsets, dtype=np.int64)
-    values = np.asarray(array.values, dtype=np.int64)
-    return offsets - offsets[0], values[offsets[0]:offsets[-1]]
-
-
-def floor_k(x, k: int):
-    """``k * floor(x / k)`` for ints or numpy arrays (spec §0)."""
-    return (x // k) * k
-

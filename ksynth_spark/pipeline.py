@@ -1,63 +1,104 @@
-"""Stage orchestration: runs the requested stages and commits one consistent release.
+"""Stage orchestration: runs the requested stages, writes their outputs and commits one release.
 
-Every output is written into a staging directory first; only when all requested stages have
+Stages compute (the load/aggregate/dp/synthesis/verify/evaluate modules return results); this
+module decides what is written where (through :mod:`ksynth_spark.outputs`) and commits. Every
+output is written into a staging directory first; only when all requested stages have
 succeeded (and the privacy check has passed) are the staged files moved into ``output_dir``.
-A failed run removes its staging directory, so no partial ``release/`` is ever left behind.
+A stage run alone builds on what earlier runs committed (:mod:`ksynth_spark.committed`): it
+reads their tables and updates the effective configuration instead of replacing it.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any
 
-from ksynth_spark import io
+import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
+from ksynth_spark import io
 from ksynth_spark.aggregate import AggregateResult, aggregate, ordered_for_file, with_selections
+from ksynth_spark.committed import Committed, catalog_table_name
 from ksynth_spark.config import Config
-from ksynth_spark.errors import InputDataError
-from ksynth_spark.dp import DpResult, dp_aggregates
+from ksynth_spark.dp.stage import DpResult, dp_aggregates
+from ksynth_spark.errors import InputDataError, OutputError
+from ksynth_spark.evaluate import EvaluationResult, evaluate
 from ksynth_spark.load import load_encoded
-from ksynth_spark.evaluate import EvaluationResult, evaluate_release
 from ksynth_spark.model import EncodedData
-from ksynth_spark.showcase import render_showcase_html
-from ksynth_spark.synthesize import SynthesisResult, long_form_rows, microdata_rows, synthesize
+from ksynth_spark.outputs import chart_area, output
+from ksynth_spark.report.charts import render_evaluation_charts
+from ksynth_spark.report.stage import ShowcaseInputs, showcase_html
+from ksynth_spark.report.summary import summary_markdown
+from ksynth_spark.synthesis.stage import SynthesisResult, long_form_rows, microdata_rows, synthesize
 from ksynth_spark.verify import require_k_synthetic
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 STAGES = ("aggregate", "generate", "evaluate", "showcase")
 
 
+@dataclass(frozen=True)
+class Reportable:
+    """The publishable aggregates of a run.
+
+    Attributes:
+        table: ``attrs, length, protected_count, selections``.
+        record_count: The published record count (``floor_k(N)``, the DP count, or N when the DP
+            record count is not protected).
+        count_column: Header of the count column of the TSV (``protected_count``, or ``count``
+            when the exact N is published).
+    """
+
+    table: DataFrame
+    record_count: int
+    count_column: str
+
+
 @dataclass
-class Release:
+class Run:
     """State shared by the stages of one run (what each stage produced so far)."""
 
-    spark: object
+    spark: Any
     config: Config
     staging: io.Staging
-    stages: tuple = STAGES
-    data: Optional[EncodedData] = None
-    aggregates: Optional[AggregateResult] = None
-    dp: Optional[DpResult] = None
-    dp_reportable: Optional[DataFrame] = None
-    synthesis: Optional[SynthesisResult] = None
-    evaluation: Optional[EvaluationResult] = None
-    evaluation_charts: dict = field(default_factory=dict)
+    stages: tuple[str, ...] = STAGES
+    committed: Committed | None = None
+    data: EncodedData | None = None
+    aggregates: AggregateResult | None = None
+    dp: DpResult | None = None
+    reportable: Reportable | None = None
+    synthesis: SynthesisResult | None = None
+    verification: dict | None = None
+    evaluation: EvaluationResult | None = None
     derived: dict = field(default_factory=dict)
 
-    def out(self, area: str, suffix: str) -> str:
-        """Staged path of ``<prefix>_<suffix>`` in ``area``."""
-        return self.staging.path(area, f"{self.config.prefix}_{suffix}")
+    # ------------------------------------------------------------------ writing
+    def out(self, key: str) -> str:
+        """Staged path of the file output ``key`` (its area from the outputs table)."""
+        entry = output(key)
+        return self.staging.path(entry.area_for(self.config.dp_aggregates), f"{self.config.prefix}_{entry.suffix}")
 
-    def table(self, name: str) -> str:
-        """Staged path of working table ``name`` under ``tables/``."""
-        return self.staging.path("tables", name)
+    def table_path(self, key: str) -> str:
+        """Staged path of working table ``key`` under ``tables/``."""
+        return self.staging.path("tables", output(key, table=True).key)
+
+    def write_text(self, key: str, text: str) -> None:
+        io.write_text(self.spark, self.out(key), text)
+
+    def write_tsv(self, key: str, df: DataFrame) -> None:
+        io.write_tsv(self.spark, df, self.out(key))
+
+    def write_table(self, key: str, df: DataFrame) -> None:
+        io.write_table(df, self.table_path(key), self.config.table_format)
+
+    def write_chart(self, name: str, content: bytes) -> None:
+        """An evaluation chart ``<prefix>_<stem>.<ext>`` (its area from :func:`chart_area`)."""
+        stem = name[len(self.config.prefix) + 1:].rsplit(".", 1)[0]
+        io.write_bytes(self.spark, self.staging.path(chart_area(stem, self.config.dp_aggregates), name), content)
 
 
 class StageTimer:
@@ -68,182 +109,252 @@ class StageTimer:
 
     def __enter__(self):
         self.started = time.monotonic()
-        log.info("[%s] started", self.name)
+        logger.info("[%s] started", self.name)
         return self
 
     def __exit__(self, exc_type, *_):
-        state = "failed" if exc_type else "finished"
-        log.info("[%s] %s in %.1f s", self.name, state, time.monotonic() - self.started)
+        logger.info("[%s] %s in %.1f s", self.name, "failed" if exc_type else "finished", time.monotonic() - self.started)
+
+
+# ---------------------------------------------------------------------------------- inputs of the stages
+def ensure_data(run: Run) -> EncodedData:
+    """Loads and encodes the sensitive table once per run."""
+    if run.data is None or run.data.rows is None:
+        with StageTimer("load"):
+            run.data = load_encoded(run.spark, run.config)
+        run.derived.update(n_records=run.data.n_records, n_rows=run.data.n_rows, headers=run.data.headers,
+                           n_attributes=run.data.n_attributes)
+    return run.data
+
+
+def dictionary(run: Run) -> EncodedData:
+    """The attribute dictionary and headers: from this run, or committed by an earlier one (the
+    sensitive table is then not read)."""
+    if run.data is None and "aggregate" not in run.stages and run.committed is not None:
+        run.data = run.committed.data()
+    return run.data if run.data is not None else ensure_data(run)
+
+
+def ensure_aggregates(run: Run) -> AggregateResult:
+    """The aggregates of this run (computed once, without writing them)."""
+    if run.aggregates is None:
+        if "aggregate" not in run.stages and run.committed is not None and run.committed.has_table("sensitive_aggregates"):
+            run.aggregates = _committed_aggregates(run)
+        else:
+            data = ensure_data(run)
+            run.aggregates = aggregate(run.spark, data, run.config)
+            run.derived.update(effective_reporting_length=run.aggregates.reporting_length,
+                               protected_record_count=run.aggregates.protected_record_count)
+    return run.aggregates
+
+
+def _committed_aggregates(run: Run) -> AggregateResult:
+    """The aggregates an earlier run committed (sensitive and reportable tables, statistics)."""
+    committed, config = run.committed, run.config
+    derived = committed.derived
+    sensitive = committed.table("sensitive_aggregates").persist(StorageLevel.MEMORY_AND_DISK)
+    reportable = committed.table("reportable_aggregates")
+    rare_by_length = pd.DataFrame(derived["rare_by_length"]) if derived.get("rare_by_length") else None
+    return AggregateResult(sensitive=sensitive, reportable=reportable,
+                           reporting_length=int(derived["effective_reporting_length"]),
+                           n_records=int(derived["n_records"]),
+                           protected_record_count=int(derived.get("protected_record_count", 0)),
+                           rare_by_length=rare_by_length, records_analysis=None, risk_totals={})
+
+
+def ensure_reportable(run: Run) -> Reportable:
+    """The publishable aggregates: k-anonymous or, with ``dp_aggregates``, DP."""
+    if run.reportable is not None:
+        return run.reportable
+    config = run.config
+    if "aggregate" not in run.stages and run.committed is not None and run.committed.has_table("reportable_aggregates"):
+        derived = run.committed.derived
+        run.reportable = Reportable(run.committed.table("reportable_aggregates"),
+                                    int(derived["published_record_count"]), derived.get("count_column", "protected_count"))
+        return run.reportable
+    aggregates = ensure_aggregates(run)
+    if not config.dp_aggregates:
+        run.reportable = Reportable(aggregates.reportable, aggregates.protected_record_count, "protected_count")
+    else:
+        data = ensure_data(run)
+        with StageTimer("dp aggregates"):
+            run.dp = dp_aggregates(run.spark, data, config)
+        run.derived["dp"] = run.dp.spent
+        table = with_selections(run.dp.aggregates.withColumnRenamed("count", "protected_count"), data,
+                                config.selection_order).persist(StorageLevel.MEMORY_AND_DISK)
+        if run.dp.protected_record_count is None:
+            logger.warning("number_of_records_epsilon_proportion is null: the exact record count is published in the "
+                           "DP aggregates; set it (default 0.005) to protect it too")
+            run.reportable = Reportable(table, data.n_records, "count")
+        else:
+            run.reportable = Reportable(table, run.dp.protected_record_count, "protected_count")
+    run.derived.update(published_record_count=run.reportable.record_count, count_column=run.reportable.count_column)
+    return run.reportable
+
+
+def ensure_synthesis(run: Run) -> SynthesisResult:
+    """The synthetic records: synthesised in this run, or those an earlier ``generate`` committed
+    (so that ``evaluate`` and ``showcase`` describe the published data)."""
+    if run.synthesis is None and "generate" not in run.stages and run.committed is not None \
+            and run.committed.has_table("synthetic_records"):
+        records = run.committed.table("synthetic_records").persist(StorageLevel.MEMORY_AND_DISK)
+        totals = records.agg(F.sum("count").alias("n"), F.count(F.lit(1)).alias("d")).first()
+        n, n_records = int(totals["n"] or 0), int(run.committed.derived.get("n_records", 0))
+        run.synthesis = SynthesisResult(records, n, int(totals["d"]), n / n_records if n_records else 0.0, {})
+        logger.info("Using the %d synthetic records committed by an earlier run", n)
+    if run.synthesis is None:
+        config = run.config
+        data = dictionary(run) if config.synthesis_mode == "aggregate_seeded" else ensure_data(run)
+        reportable, length = None, None
+        if config.synthesis_mode == "aggregate_seeded" or config.oversampling_ratio is not None:
+            reportable = ensure_reportable(run).table
+            length = _reporting_length(run)
+        run.synthesis = synthesize(run.spark, data, config, reportable, length)
+        run.derived.update(expansion_ratio=run.synthesis.expansion_ratio, synthesis=run.synthesis.stats)
+    return run.synthesis
+
+
+def _reporting_length(run: Run) -> int:
+    if run.aggregates is not None:
+        return run.aggregates.reporting_length
+    if run.committed is not None and "effective_reporting_length" in run.committed.derived:
+        return int(run.committed.derived["effective_reporting_length"])
+    return ensure_aggregates(run).reporting_length
 
 
 # ---------------------------------------------------------------------------------- stages
-def ensure_data(release: Release) -> EncodedData:
-    """Loads and encodes the sensitive table once per run."""
-    if release.data is None:
-        with StageTimer("load"):
-            release.data = load_encoded(release.spark, release.config)
-            release.derived.update(
-                n_records=release.data.n_records,
-                headers=release.data.headers,
-                n_attributes=release.data.n_attributes,
-            )
-    return release.data
-
-
-def ensure_aggregates(release: Release) -> AggregateResult:
-    """Computes the aggregates once per run (without writing them)."""
-    if release.aggregates is None:
-        data = ensure_data(release)
-        release.aggregates = aggregate(release.spark, data, release.config)
-        release.derived.update(
-            effective_reporting_length=release.aggregates.reporting_length,
-            protected_record_count=release.aggregates.protected_record_count,
-        )
-    return release.aggregates
-
-
-def ensure_reportable(release: Release) -> tuple[DataFrame, Optional[int], str]:
-    """The publishable aggregates: k-anonymous (spec §2.4) or, with ``dp_aggregates``, DP (§3).
-
-    Returns:
-        ``(table, record_count, count_column)``: table has ``attrs, length, protected_count,
-        selections``; ``record_count`` is the published record count row.
-    """
-    aggregates = ensure_aggregates(release)
-    config = release.config
-    if not config.dp_aggregates:
-        return aggregates.reportable, aggregates.protected_record_count, "protected_count"
-    if release.dp is None:
-        with StageTimer("dp aggregates"):
-            release.dp = dp_aggregates(release.spark, release.data, config)
-        release.derived["dp"] = release.dp.spent
-        table = with_selections(release.dp.aggregates.withColumnRenamed("count", "protected_count"),
-                                release.data, config.selection_order)
-        release.dp_reportable = table.persist(StorageLevel.MEMORY_AND_DISK)
-    if release.dp.protected_record_count is None:
-        log.warning("number_of_records_epsilon_proportion is null: the exact record count is published "
-                    "in the DP aggregates (spec §3.1); set it (default 0.005) to protect it too")
-        return release.dp_reportable, release.data.n_records, "count"
-    return release.dp_reportable, release.dp.protected_record_count, "protected_count"
-
-
-def stage_aggregate(release: Release) -> None:
-    """Spec §2 outputs: reportable aggregates (release), sensitive aggregates and statistics
-    (sensitive), and the working tables (tables). With ``dp_aggregates`` the reportable
-    aggregates are the DP marginals of spec §3."""
-    spark, config = release.spark, release.config
+def stage_aggregate(run: Run) -> None:
+    """Reportable aggregates (release), sensitive aggregates and statistics (sensitive), and the
+    working tables. With ``dp_aggregates`` the reportable aggregates are the DP marginals."""
+    config = run.config
     with StageTimer("aggregate"):
-        result = ensure_aggregates(release)
-        data = release.data
-        reportable, record_count, count_column = ensure_reportable(release)
+        result = ensure_aggregates(run)
+        data = run.data
+        reportable = ensure_reportable(run)
         if config.dp_aggregates:
-            lengths = [(r["length"], r["count"]) for r in reportable.groupBy("length").count().orderBy("length").collect()]
+            lengths = [(r["length"], r["count"]) for r in
+                       reportable.table.groupBy("length").count().orderBy("length").collect()]
         else:  # combinations with count >= k, from the statistics already computed
             by_length = result.rare_by_length
             lengths = list(zip(by_length["sen_combo_length"], by_length["combo_count"] - by_length["rare_count"]))
         summary = [("privacy", "differential privacy" if config.dp_aggregates else f"k-anonymity, k = {config.k}"),
-                   ("reporting_length", result.reporting_length), ("record_count", record_count)]
+                   ("reporting_length", result.reporting_length), ("record_count", reportable.record_count)]
         summary += [(f"reportable_combinations_length_{length}", int(n)) for length, n in lengths]
-        io.write_text(spark, release.out("release", "reportable_summary.tsv"), io.tsv_text(["parameter", "value"], summary))
-        io.write_text(spark, release.out("sensitive", "sensitive_rare_by_length.tsv"),
-                      io.tsv_text(result.rare_by_length.columns, result.rare_by_length.itertuples(index=False)))
-        io.write_text(spark, release.out("sensitive", "sensitive_analysis_by_length.tsv"),
-                      io.tsv_text(result.records_analysis.columns, result.records_analysis.itertuples(index=False)))
+        run.write_text("reportable_summary", io.tsv_text(["parameter", "value"], summary))
+        run.write_text("sensitive_rare_by_length",
+                       io.tsv_text(result.rare_by_length.columns, result.rare_by_length.itertuples(index=False)))
+        run.write_text("sensitive_analysis_by_length",
+                       io.tsv_text(result.records_analysis.columns, result.records_analysis.itertuples(index=False)))
         parameters = [("resolution", config.k), ("limit", result.reporting_length),
                       ("total_sensitive_records", result.protected_record_count)]
         parameters += list(result.risk_totals.items())
-        io.write_text(spark, release.out("sensitive", "parameters.tsv"), io.tsv_text(["parameter", "value"], parameters))
-
-        fmt = config.table_format
+        run.write_text("parameters", io.tsv_text(["parameter", "value"], parameters))
+        run.derived["rare_by_length"] = result.rare_by_length.to_dict("list")
+        count_column = reportable.count_column
         io.run_concurrently([
-            lambda: io.write_tsv(spark, ordered_for_file(reportable, count_column, record_count),
-                                 release.out("release", "reportable_aggregates.tsv")),
-            lambda: io.write_tsv(spark, ordered_for_file(result.sensitive, "count", result.n_records),
-                                 release.out("sensitive", "sensitive_aggregates.tsv")),
-            lambda: io.write_table(result.sensitive.select("selections", "length", "count", "attrs"),
-                                   release.table("sensitive_aggregates"), fmt),
-            lambda: io.write_table(reportable.select("selections", "length", F.col(count_column).alias("protected_count"),
-                                                     "attrs"), release.table("reportable_aggregates"), fmt),
-            lambda: io.write_table(spark.createDataFrame(data.attributes), release.table("attribute_dictionary"), fmt),
-            lambda: io.write_table(data.records, release.table("encoded_records"), fmt),
+            lambda: run.write_tsv("reportable_aggregates",
+                                  ordered_for_file(reportable.table, count_column, reportable.record_count)),
+            lambda: run.write_tsv("sensitive_aggregates", ordered_for_file(result.sensitive, "count", result.n_records)),
+            lambda: run.write_table("sensitive_aggregates", result.sensitive.select("selections", "length", "count",
+                                                                                    "attrs")),
+            lambda: run.write_table("reportable_aggregates", reportable.table.select(
+                "selections", "length", F.col("protected_count"), "attrs")),
+            lambda: run.write_table("attribute_dictionary", run.spark.createDataFrame(data.attributes)),
+            lambda: run.write_table("encoded_rows", data.rows),
         ])
 
 
-def ensure_synthesis(release: Release) -> SynthesisResult:
-    """Synthesises once per run (spec §4); aggregate_seeded reads only the reportable table.
-
-    When this run does not include ``generate`` and a previous run stored its synthetic records
-    under ``tables/``, those are used, so ``evaluate``/``showcase`` describe the published data.
-    """
-    if release.synthesis is None and "generate" not in release.stages:
-        stored = release.staging.final_path("tables", "synthetic_records")
-        if io.exists(release.spark, stored):
-            records = io.read_table(release.spark, stored, release.config.table_format).persist(StorageLevel.MEMORY_AND_DISK)
-            n_records = records.count()
-            n = ensure_data(release).n_records
-            release.synthesis = SynthesisResult(records, n_records, n_records / n if n else 0.0, release.config.seed, {})
-            log.info("Using the %d synthetic records stored in %s", n_records, stored)
-    if release.synthesis is None:
-        data, config = ensure_data(release), release.config
-        reportable, length = None, None
-        if config.synthesis_mode in ("aggregate_seeded", "value_seeded"):
-            reportable, _, _ = ensure_reportable(release)
-            length = ensure_aggregates(release).reporting_length
-        release.synthesis = synthesize(release.spark, data, config, reportable, length)
-        release.derived.update(expansion_ratio=release.synthesis.expansion_ratio, synthesis=release.synthesis.stats)
-    return release.synthesis
-
-
-def released_headers(release: Release) -> list[str]:
+def released_headers(run: Run) -> list[str]:
     """Headers of the published microdata: every column, except expanded multi-value columns
     that no synthetic record uses — their name ``<column>_<value>`` alone could reveal a rare
-    value. (A small aggregate of used column indices is collected.)"""
-    data = release.data
+    value. (A small aggregate of used attribute ids is collected.)"""
+    data = dictionary(run)
     if not data.multi_value:
         return list(data.headers)
-    used_ids = release.synthesis.records.select(F.explode("attrs").alias("a")).distinct().collect()
+    used_ids = run.synthesis.records.select(F.explode("attrs").alias("a")).distinct().collect()
     used_columns = {int(data.attribute_columns[r["a"]]) for r in used_ids}
     return [h for i, h in enumerate(data.headers) if h not in data.multi_value or i in used_columns]
 
 
-def stage_generate(release: Release) -> None:
-    """Spec §4 outputs: synthetic microdata (wide TSV, long form, table) in ``release/``, after
-    the independent k-synthetic check of :mod:`verify` (k-anonymous modes)."""
-    spark, config = release.spark, release.config
+def stage_generate(run: Run) -> None:
+    """Synthetic microdata (wide TSV, long form, tables) in ``release/``, after the independent
+    k-synthetic check of :mod:`ksynth_spark.verify` (k-anonymous modes)."""
+    config = run.config
     with StageTimer("generate"):
-        result = ensure_synthesis(release)
-        data = release.data
+        result = ensure_synthesis(run)
         if not config.dp_aggregates:
-            audit = require_k_synthetic(spark, data, result.records, config, config.effective_reporting_length(len(data.headers)))
-            release.derived["verification"] = audit
+            data = ensure_data(run)
+            run.verification = require_k_synthetic(run.spark, data, result.weighted(), config,
+                                                   config.effective_reporting_length(len(data.headers)))
         else:
-            log.info("DP mode: the synthetic data is DP by post-processing of the DP aggregates; the k-synthetic "
-                     "check is skipped because it would read the sensitive records again")
-        columns = [F.col(f"`{h}`") for h in released_headers(release)]
-        wide = microdata_rows(spark, data, result).persist(StorageLevel.MEMORY_AND_DISK)  # rendered once, written twice
+            run.verification = {}
+            logger.info("DP mode: the synthetic data is DP by post-processing of the DP aggregates; the k-synthetic "
+                        "check is skipped because it would read the sensitive records again")
+        run.derived["verification"] = run.verification
+        data = dictionary(run)
+        headers = released_headers(run)
+        wide = microdata_rows(data, result.records, headers).persist(StorageLevel.MEMORY_AND_DISK)
+        columns = [F.col(f"`{h}`") for h in headers]
         io.run_concurrently([
-            lambda: io.write_tsv(spark, wide.select(*columns), release.out("release", "synthetic_microdata.tsv")),
-            lambda: io.write_tsv(spark, long_form_rows(spark, data, result),
-                                 release.out("release", "synthetic_microdata_long.tsv")),
-            lambda: io.write_table(wide.select("syn_id", *columns), release.table("synthetic_microdata"),
-                                   config.table_format),
-            lambda: io.write_table(result.records, release.table("synthetic_records"), config.table_format),
+            lambda: run.write_tsv("synthetic_microdata", wide.select(*columns)),
+            lambda: run.write_tsv("synthetic_microdata_long", long_form_rows(data, result.records)),
+            lambda: run.write_table("synthetic_microdata", wide),
+            lambda: run.write_table("synthetic_records", result.records),
         ])
         wide.unpersist()
 
 
-def stage_evaluate(release: Release) -> None:
-    """Spec §5 outputs: utility and privacy metrics, charts and the plain-words summary."""
+def stage_evaluate(run: Run) -> None:
+    """Utility and privacy metrics, charts and the plain-words summary (public in k-anonymous
+    releases; in DP releases everything compared with the sensitive data stays restricted)."""
+    config = run.config
     with StageTimer("evaluate"):
-        reportable, record_count, _ = ensure_reportable(release)
-        release.evaluation = evaluate_release(release, ensure_synthesis(release).records, reportable, record_count)
+        reportable = ensure_reportable(run)
+        synthesis = ensure_synthesis(run)
+        data = dictionary(run)
+        aggregates = ensure_aggregates(run)
+        result = evaluate(run.spark, data, aggregates, synthesis.records, config, reportable.table,
+                          reportable.record_count)
+        run.evaluation = result
+        headline = result.headline
+        for key, table in (("synthetic_leakage_by_length", result.leakage_by_length),
+                           ("preservation_by_length", result.preservation_by_length),
+                           ("preservation_by_count", result.preservation_by_count),
+                           ("single_attribute_counts", result.single_attribute_counts)):
+            run.write_text(key, io.tsv_text(table.columns, table.itertuples(index=False)))
+        run.write_text("stats_synthetic_data", io.tsv_text(["Metric", "Value"], result.stats_synthetic))
+        run.write_text("stats_aggregate_counts", io.tsv_text(["Metric", "Value"], result.stats_aggregate))
+        io.run_concurrently([
+            lambda: run.write_tsv("synthetic_aggregates",
+                                  ordered_for_file(result.synthetic_aggregates, "count", headline["records_out"])),
+            lambda: run.write_tsv("synthetic_rare_combos_by_length", result.synthetic_rare_combos),
+            lambda: run.write_table("synthetic_aggregates",
+                                    result.synthetic_aggregates.select("selections", "length", "count", "attrs")),
+        ])
+        charts = render_evaluation_charts(
+            config.prefix, config.k, sensitive_rare_by_length=aggregates.rare_by_length,
+            synthetic_leakage_by_length=result.leakage_by_length, preservation_by_length=result.preservation_by_length,
+            preservation_by_count=result.preservation_by_count, single_attribute_counts=result.single_attribute_counts)
+        for name, content in sorted(charts.items()):
+            run.write_chart(name, content)
+        public_charts = sorted(name for name in charts
+                               if chart_area(name[len(config.prefix) + 1:].rsplit(".", 1)[0], config.dp_aggregates)
+                               == "release")
+        run.write_text("summary", summary_markdown(config, result, public_charts))
+        run.derived.update(expansion_ratio=headline["expansion_ratio"],
+                           record_expansion_pct=headline["record_expansion_pct"],
+                           mean_proportional_error=headline["mean_proportional_error"],
+                           evaluation={"headline": headline, "public_charts": public_charts})
 
 
-def _showcase_evaluation(release: Release) -> Optional[dict]:
-    """The evaluation view of the showcase: headline figures and released charts (SVG)."""
-    if release.evaluation is None or not release.evaluation_charts:
+def _showcase_evaluation(run: Run) -> dict | None:
+    """The evaluation view of the page: headline figures and the public charts (SVG) of this
+    run's evaluation, or of the committed one; None when there is none (or it is restricted)."""
+    config = run.config
+    evaluation = run.derived.get("evaluation") or (run.committed.derived.get("evaluation") if run.committed else None)
+    if not evaluation or config.dp_aggregates:
         return None
-    headline = release.evaluation.headline
+    headline = evaluation["headline"]
     metrics = {
         "Leakage (combinations under k)": str(headline["leakage_total"]),
         "Suppressed combinations": f"{headline['suppressed_pct']:.2f} %",
@@ -252,64 +363,65 @@ def _showcase_evaluation(release: Release) -> Optional[dict]:
     }
     for length, value in headline["preservation_by_length"].items():
         metrics[f"Preservation, length {length}"] = f"{value:.3f}"
-    charts = {name.rsplit(".", 1)[0].replace(f"{release.config.prefix}_", "").replace("_", " "): content.decode("utf-8")
-              for name, content in release.evaluation_charts.items() if name.endswith(".svg")}
+    charts = {}
+    for name in evaluation.get("public_charts", []):
+        if not name.endswith(".svg"):
+            continue
+        staged = run.staging.path("release", name)
+        content = (io.read_bytes(run.spark, staged) if io.exists(run.spark, staged)
+                   else run.committed.read_file("release", name) if run.committed else None)
+        if content is not None:
+            charts[name.rsplit(".", 1)[0].replace(f"{config.prefix}_", "").replace("_", " ")] = content.decode("utf-8")
     return {"metrics": metrics, "charts": charts}
 
 
-def stage_showcase(release: Release) -> None:
-    """Spec §5.7 page ``release/<prefix>_showcase.html``, built only from releasable outputs:
-    the synthetic microdata and the reportable aggregates (both collected to the driver as
-    pandas: they are the published tables)."""
-    spark, config = release.spark, release.config
+def stage_showcase(run: Run) -> None:
+    """The self-contained page ``release/<prefix>_showcase.html``, built only from releasable
+    outputs; run alone, it reads them from the committed release (the sensitive table is not read)."""
     with StageTimer("showcase"):
-        result = ensure_synthesis(release)
-        reportable, record_count, count_column = ensure_reportable(release)
-        headers = released_headers(release)
-        synthetic = microdata_rows(spark, release.data, result).select(*[F.col(f"`{h}`") for h in headers]).toPandas()
-        aggregates = ordered_for_file(reportable, count_column, record_count).toPandas()
-        aggregates.columns = ["selections", "protected_count"]
-        facts = {"Synthetic records": result.n_records, "Synthesis mode": config.synthesis_mode,
-                 "Protected record count" if not config.dp_aggregates else "Record count (DP)": record_count,
-                 "Privacy": "differential privacy" if config.dp_aggregates else f"k-anonymity (k = {config.k})"}
-        html = render_showcase_html(
-            synthetic, aggregates, title=config.report_title, k=config.k,
-            reporting_length=ensure_aggregates(release).reporting_length, dataset_facts=facts,
-            evaluation=_showcase_evaluation(release), report_pages=config.report_pages or None,
-            report_visuals=config.report_visuals or None,
-        )
-        io.write_text(spark, release.out("release", "showcase.html"), html)
+        synthesis = ensure_synthesis(run)
+        reportable = ensure_reportable(run)
+        data = dictionary(run)
+        inputs = ShowcaseInputs(synthesis.records, reportable.table, reportable.record_count, reportable.count_column,
+                                _reporting_length(run), released_headers(run), _showcase_evaluation(run))
+        run.write_text("showcase", showcase_html(run.config, data, inputs))
 
 
 STAGE_FUNCTIONS = {"aggregate": stage_aggregate, "generate": stage_generate, "evaluate": stage_evaluate,
                    "showcase": stage_showcase}
 
 
-def catalog_table_name(config: Config, name: str) -> str:
-    """Managed table name of working table ``name``: ``<output_catalog>.<prefix>_<name>`` unless
-    ``output_table_names`` maps ``name`` to another table name."""
-    return f"{config.output_catalog}.{config.output_table_names.get(name, f'{config.prefix}_{name}')}"
-
-
-def publish_catalog_tables(release: Release) -> None:
+def publish_catalog_tables(run: Run) -> None:
     """With ``output_catalog``, writes the staged working tables as managed catalog tables
     (instead of directories under ``tables/``), once every stage has succeeded."""
-    spark, config = release.spark, release.config
+    spark, config = run.spark, run.config
     if not config.output_catalog:
         return
     if not spark.catalog.databaseExists(config.output_catalog):
-        raise InputDataError(f"output_catalog '{config.output_catalog}' does not exist: create the schema first "
-                             f"(CREATE SCHEMA {config.output_catalog}) or fix the name.")
-    staged = release.staging.path("tables")
+        raise OutputError(f"output_catalog '{config.output_catalog}' does not exist: create the schema first "
+                          f"(CREATE SCHEMA {config.output_catalog}) or fix the name.")
+    staged = run.staging.path("tables")
     for name in io.list_names(spark, staged):
         table = catalog_table_name(config, name)
         frame = io.read_table(spark, f"{staged}/{name}", config.table_format)
-        frame.write.mode("overwrite").format(config.table_format).option("overwriteSchema", "true").saveAsTable(table)
-        log.info("Wrote catalog table %s", table)
+        io.save_as_table(frame, table, config.table_format)
+        logger.info("Wrote catalog table %s", table)
     io.delete(spark, staged)
 
 
-def run_stages(spark, config: Config, stages: tuple[str, ...] = STAGES) -> Release:
+def effective_config(run: Run) -> str:
+    """The effective configuration of the release after this run: every key with its default,
+    the seed, and what the stages recorded; a stage run alone updates what earlier runs
+    recorded instead of replacing it."""
+    previous = run.committed.derived if run.committed is not None else {}
+    derived = {**previous, **run.derived}
+    stages_run = dict((run.committed.effective.get("stage_runs") or {}) if run.committed is not None else {})
+    finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    stages_run.update({stage: finished for stage in run.stages})
+    return run.config.to_json(derived=derived, stages=list(run.stages), stage_runs=stages_run)
+
+
+def run_stages(spark, config: Config, stages: tuple[str, ...] = STAGES) -> Run:
     """Runs ``stages`` in pipeline order and commits the release.
 
     Args:
@@ -318,30 +430,27 @@ def run_stages(spark, config: Config, stages: tuple[str, ...] = STAGES) -> Relea
         stages: Subset of :data:`STAGES`.
 
     Returns:
-        The Release with everything the stages computed (for notebooks and tests).
+        The Run with everything the stages computed (for the Python API, notebooks and tests).
 
     Raises:
         KsynthError: For invalid input; nothing is committed in that case.
     """
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
-        raise ValueError(f"unknown stage(s) {unknown}; known: {list(STAGE_FUNCTIONS)}")
-    if config.seed is None:
-        config.seed = secrets.randbits(63)
-        log.info("No seed configured: drew seed %d (recorded in the effective config)", config.seed)
-    release = Release(spark=spark, config=config, staging=io.Staging(spark, config.output_dir), stages=tuple(stages))
+        raise InputDataError(f"unknown stage(s) {unknown}; use some of: {', '.join(STAGES)}.")
+    run = Run(spark=spark, config=config, staging=io.Staging(spark, config.output_dir), stages=tuple(stages),
+              committed=Committed(spark, config))
     started = time.monotonic()
     try:
         for stage in STAGES:
             if stage in stages:
-                STAGE_FUNCTIONS[stage](release)
-        io.write_text(spark, release.staging.path("", f"{config.prefix}_config.json"),
-                      config.to_json(derived=release.derived, stages=list(stages)))
-        publish_catalog_tables(release)
-        release.staging.commit()
+                STAGE_FUNCTIONS[stage](run)
+        io.write_text(spark, run.out("config"), effective_config(run))
+        publish_catalog_tables(run)
+        run.staging.commit()
     except BaseException:
-        log.error("Run failed: removing staged outputs; nothing was committed to %s", config.output_dir)
-        release.staging.abort()
+        logger.error("Run failed: removing staged outputs; nothing was committed to %s", config.output_dir)
+        run.staging.abort()
         raise
-    log.info("Release written to %s in %.1f s", config.output_dir, time.monotonic() - started)
-    return release
+    logger.info("Release written to %s in %.1f s", config.output_dir, time.monotonic() - started)
+    return run

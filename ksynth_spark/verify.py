@@ -4,27 +4,27 @@ The module's one job: check, for ANY synthetic dataset (TSV, CSV, Parquet or Del
 made it), that every synthetic record and every synthetic combination of up to ``length``
 attributes describes at least ``k`` sensitive records. It shares no code with the synthesizer:
 both tables are parsed with the load stage's rules (:mod:`ksynth_spark.load`), and supports are
-counted with per-attribute bitsets of the sensitive records.
+computed here with numpy over per-attribute bitsets of the distinct sensitive rows.
 
 How it runs (what reaches the driver):
 
-* The sensitive records are encoded by :func:`ksynth_spark.load.load_encoded`. Executors turn
-  them into per-attribute bitsets (bit ``r`` of attribute ``a`` set iff record ``r`` holds ``a``)
-  and OR-reduce them in Spark (``bit_or``); the non-zero words are collected to the driver as
-  one ``A × ⌈N/64⌉`` uint64 matrix and broadcast. No sensitive record is collected as a row.
+* The sensitive table is encoded by :func:`ksynth_spark.load.load_encoded` into its D distinct
+  rows with multiplicities. Their attribute ids and weights are collected to the driver (D
+  rows, never the N records), turned into one ``A × ⌈D/64⌉`` bitset matrix and the weight
+  bit-planes, and broadcast.
 * The synthetic file is read with the same normalisation (trim, ``;``/``:`` escapes, empty and
-  ``0`` cells absent outside sensitive-zero columns, multi-value expansion) and its
-  ``(column, value)`` pairs are mapped to the sensitive attribute ids. A value absent from the
-  sensitive data gets a fresh id whose bitset is empty (support 0). Columns unknown to the
-  sensitive data are listed by name and ignored (no sensitive individual has such an
-  attribute, so they cannot single anyone out).
-* Executors compute ``support`` = popcount(AND of the bitsets) for every distinct synthetic
-  record and every distinct synthetic combination up to ``length``; only per-length counts and
-  the minimum come back.
+  ``0`` cells absent outside sensitive-zero columns, multi-value expansion), its rows grouped
+  into distinct attribute sets with counts, and its ``(column, value)`` pairs mapped to the
+  sensitive attribute ids. A value absent from the sensitive data gets a fresh id whose bitset
+  is empty (support 0). Columns unknown to the sensitive data are listed by name and ignored
+  (no sensitive individual has such an attribute, so they cannot single anyone out).
+* Executors compute ``support`` = the weighted popcount of the AND of the bitsets, for every
+  distinct synthetic record and every distinct synthetic combination up to ``length``; only
+  per-length counts and the minimum come back.
 
-The report holds counts and column names only, never a value. The broadcast matrix needs
-``A · N / 8`` bytes (about 0.8 MB for the Adult extract); very wide or very long tables need
-driver and executor memory to match.
+The report holds counts and column names only, never a value. The broadcast takes
+``(A + B) · D / 8`` bytes (B = bits of the largest multiplicity): 8 MB for the 10^7-row
+resampled adult table (440,914 distinct rows).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field, replace
-from typing import Optional
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -42,24 +42,16 @@ from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
 from ksynth_spark.aggregate import count_combinations_df
+from ksynth_spark.arrow_jobs import broadcast, csr, map_batches, numbers, record_batch
 from ksynth_spark.combinations import records_by_size
 from ksynth_spark.config import Config
 from ksynth_spark.errors import InputDataError, PrivacyCheckError
-from ksynth_spark.load import (
-    _ROW,
-    _Column,
-    _long_attributes,
-    _malformed_rows_as_input_error,
-    load_encoded,
-    match_key,
-    normalise_name,
-    parse_rows,
-    read_raw,
-    with_row_index,
-)
-from ksynth_spark.model import EncodedData, arrow_csr, floor_k
+from ksynth_spark.inputs import Column, malformed_rows_as_input_error, match_key, normalise_name, read_raw
+from ksynth_spark.load import ROW_INDEX, load_encoded, long_attributes, parse_rows, with_row_index
+from ksynth_spark.model import EncodedData
+from ksynth_spark.numerics import floor_k
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 SYNTHETIC_FORMATS = ("tsv", "csv", "parquet", "delta")
 _EXTENSIONS = {".tsv": "tsv", ".tab": "tsv", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -68,115 +60,108 @@ _BLOCK_WORDS = 2_000_000
 
 
 # ---------------------------------------------------------------------------------- bitsets
-def _popcount_rows(words: np.ndarray) -> np.ndarray:
-    """Number of set bits per row of a uint64 matrix."""
-    if hasattr(np, "bitwise_count"):
-        return np.bitwise_count(words).sum(axis=1, dtype=np.int64)
-    table = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
-    return table[words.view(np.uint8)].reshape(words.shape[0], -1).sum(axis=1)
+class SensitiveBitsets(NamedTuple):
+    """The distinct sensitive rows as bitsets: ``bits[a]`` has bit ``e`` set iff distinct row
+    ``e`` holds attribute ``a``; ``planes[b]`` holds bit ``b`` of every row's multiplicity, and
+    ``plane_words[b]`` is the number of words of plane ``b`` that are not all zero (rows are
+    ordered by multiplicity, heaviest first, so high planes end early)."""
+
+    bits: np.ndarray
+    planes: np.ndarray
+    plane_words: np.ndarray
+    n_records: int
 
 
-def sensitive_bitsets(data: EncodedData) -> np.ndarray:
-    """Per-attribute bitsets of the sensitive records, built on executors.
-
-    Each partition emits ``(attr_id, word, bits)`` for the words its records touch; Spark
-    OR-reduces them per ``(attr_id, word)``. The reduced non-zero words are collected to the
-    driver (at most ``A · ⌈N/64⌉`` rows of three numbers).
-
-    Returns:
-        uint64 matrix of shape ``(A, ⌈N/64⌉)``.
-    """
-    n_words = max(1, -(-data.n_records // 64))
-
-    def kernel(batches):
-        for batch in batches:
-            offsets, ids = arrow_csr(batch)
-            record_ids = np.asarray(batch.column(batch.schema.get_field_index("record_id")), dtype=np.int64)
-            owners = np.repeat(record_ids, np.diff(offsets))
-            bits = np.left_shift(np.uint64(1), (owners & 63).astype(np.uint64))
-            keys = ids * n_words + (owners >> 6)
-            if not keys.size:
-                continue
-            order = np.argsort(keys, kind="stable")
-            keys, bits = keys[order], bits[order]
-            starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
-            merged = np.bitwise_or.reduceat(bits, starts)
-            yield pa.RecordBatch.from_arrays(
-                [pa.array((keys[starts] // n_words).astype(np.int32)), pa.array((keys[starts] % n_words).astype(np.int32)),
-                 pa.array(merged.view(np.int64))],
-                names=["attr_id", "word", "bits"])
-
-    reduced = (data.records.mapInArrow(kernel, "attr_id int, word int, bits long")
-               .groupBy("attr_id", "word").agg(F.bit_or("bits").alias("bits")).toArrow())
-    matrix = np.zeros((data.n_attributes, n_words), dtype=np.uint64)
-    if reduced.num_rows:
-        matrix[reduced.column("attr_id").to_numpy(), reduced.column("word").to_numpy()] = (
-            reduced.column("bits").to_numpy().astype(np.int64).view(np.uint64))
-    return matrix
+def _words(rows: np.ndarray, n_words: int) -> np.ndarray:
+    padded = np.zeros(n_words * 64, dtype=bool)
+    padded[rows] = True
+    return np.packbits(padded, bitorder="little").view(np.uint64)
 
 
-def set_supports(bitsets: np.ndarray, n_records: int, offsets: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Support of every attribute set of a CSR batch: popcount of the AND of its bitsets.
+def sensitive_bitsets(data: EncodedData) -> SensitiveBitsets:
+    """The bitsets of the distinct sensitive rows (collected: ids and weights of D rows); ids
+    without sensitive rows (synthetic values unknown to the sensitive data) get empty bitsets."""
+    table = data.rows.select("attrs", "weight").toArrow()
+    offsets, ids = csr(table)
+    weights = numbers(table, "weight")
+    order = np.argsort(-weights, kind="stable")
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))
+    weights = weights[order]
+    n_words = max(1, -(-len(order) // 64))
+    owners = position[np.repeat(np.arange(len(order)), np.diff(offsets))]
+    flat = np.zeros(data.n_attributes * n_words, dtype=np.uint64)
+    np.bitwise_or.at(flat, ids * n_words + (owners >> 6), np.left_shift(np.uint64(1), (owners & 63).astype(np.uint64)))
+    bits = flat.reshape(-1, n_words)
+    n_planes = max(1, int(weights.max(initial=1)).bit_length())
+    planes = np.stack([_words(np.flatnonzero((weights >> b) & 1), n_words) for b in range(n_planes)])
+    nonzero = planes != 0
+    plane_words = np.where(nonzero.any(axis=1), n_words - np.argmax(nonzero[:, ::-1], axis=1), 0)
+    return SensitiveBitsets(bits, planes, plane_words.astype(np.int64), int(weights.sum()))
 
-    The empty set has support ``n_records``; ids beyond the bitset rows must not occur (the
-    caller appends empty rows for attributes unknown to the sensitive data).
-    """
-    supports = np.full(len(offsets) - 1, n_records, dtype=np.int64)
-    block = max(1, _BLOCK_WORDS // bitsets.shape[1])
+
+def set_supports(index: SensitiveBitsets, offsets: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Support of every attribute set of a CSR batch: the records of the distinct sensitive rows
+    holding all its attributes. The empty set has support N."""
+    bits, planes = index.bits, index.planes
+    supports = np.full(len(offsets) - 1, index.n_records, dtype=np.int64)
+    block = max(1, _BLOCK_WORDS // bits.shape[1])
     for rows, matrix in records_by_size(offsets, ids):
         for start in range(0, len(rows), block):
             part = matrix[start:start + block]
-            acc = bitsets[part[:, 0]]
+            acc = bits[part[:, 0]]
             for j in range(1, part.shape[1]):
-                acc &= bitsets[part[:, j]]
-            supports[rows[start:start + block]] = _popcount_rows(acc)
+                acc &= bits[part[:, j]]
+            total = np.zeros(len(part), dtype=np.int64)
+            for b in range(planes.shape[0]):
+                end = index.plane_words[b]
+                if end:
+                    total += np.bitwise_count(acc[:, :end] & planes[b, :end]).sum(axis=1, dtype=np.int64) << b
+            supports[rows[start:start + block]] = total
     return supports
 
 
-def _supports(spark, sets: DataFrame, bitsets, n_records: int) -> DataFrame:
+def _supports(sets: DataFrame, shared) -> DataFrame:
     """``length, support, weight`` for each row of ``sets`` (``attrs, weight``), on executors."""
-    def kernel(batches):
-        bits = bitsets.value
-        for batch in batches:
-            offsets, ids = arrow_csr(batch)
-            weights = np.asarray(batch.column(batch.schema.get_field_index("weight")), dtype=np.int64)
-            supports = set_supports(bits, n_records, offsets, ids)
-            yield pa.RecordBatch.from_arrays([pa.array(np.diff(offsets).astype(np.int32)), pa.array(supports),
-                                              pa.array(weights)], names=["length", "support", "weight"])
+    def kernel(batch: pa.RecordBatch, index: SensitiveBitsets) -> pa.RecordBatch:
+        offsets, ids = csr(batch)
+        return record_batch(length=np.diff(offsets).astype(np.int32), support=set_supports(index, offsets, ids),
+                            weight=numbers(batch, "weight"))
 
-    return sets.select("attrs", "weight").mapInArrow(kernel, "length int, support long, weight long")
+    return map_batches(sets.select("attrs", "weight"), "length int, support long, weight long", kernel,
+                       setup=lambda: shared.value)
 
 
 # ---------------------------------------------------------------------------------- the audit
 def audit(spark, data: EncodedData, synthetic: DataFrame, k: int, length: int) -> dict:
-    """Runs every check on encoded synthetic records (``attrs``: sorted ids of ``data``'s
-    attribute table, which may be extended by :func:`with_unknown_attributes`).
+    """Runs every check on weighted synthetic attribute sets (``attrs, weight``: sorted ids of
+    ``data``'s attribute table, which may be extended by :func:`with_unknown_attributes`).
 
-    Collected to the driver: the bitset matrix (then broadcast), one row of record figures,
-    per-length combination figures and the synthetic single-attribute counts (≤ one row per
-    attribute). Never a record or a value.
+    Collected to the driver: the distinct sensitive rows' ids and weights (turned into the
+    broadcast bitsets), one row of record figures, per-length combination figures and the
+    synthetic single-attribute counts (≤ one row per attribute). Never a record or a value.
 
     Returns:
         The report (see :func:`verify`), without the input-specific keys.
     """
-    bitsets = sensitive_bitsets(data)
-    log.info("verify: broadcasting %d attribute bitsets (%.1f MB)", bitsets.shape[0], bitsets.nbytes / 1e6)
-    shared = spark.sparkContext.broadcast(bitsets)
+    index = sensitive_bitsets(data)
+    logger.info("verify: broadcasting bitsets of %d distinct sensitive rows (%.1f MB)", index.bits.shape[1] * 64,
+                (index.bits.nbytes + index.planes.nbytes) / 1e6)
+    counts = count_combinations_df(synthetic, data, length)
     try:
-        counts = count_combinations_df(synthetic, data, length)
-        records = _supports(spark, counts.rows, shared, data.n_records).agg(
-            F.count(F.lit(1)).alias("distinct"), F.sum("weight").alias("total"), F.min("support").alias("min_support"),
-            F.sum(F.when(F.col("support") < k, F.col("weight")).otherwise(0)).alias("below"),
-        ).first()
-        combos = (_supports(spark, counts.decoded.withColumnRenamed("count", "weight"), shared, data.n_records)
-                  .groupBy("length")
-                  .agg(F.count(F.lit(1)).alias("n"), F.sum((F.col("support") < k).cast("long")).alias("below"))
-                  .orderBy("length").collect())
+        with broadcast(spark, index) as shared:
+            records = _supports(counts.rows, shared).agg(
+                F.count(F.lit(1)).alias("distinct"), F.sum("weight").alias("total"),
+                F.min("support").alias("min_support"),
+                F.sum(F.when(F.col("support") < k, F.col("weight")).otherwise(0)).alias("below"),
+            ).first()
+            combos = (_supports(counts.decoded.withColumnRenamed("count", "weight"), shared)
+                      .groupBy("length")
+                      .agg(F.count(F.lit(1)).alias("n"), F.sum((F.col("support") < k).cast("long")).alias("below"))
+                      .orderBy("length").collect())
         singles = counts.decoded.filter(F.col("length") == 1).select(F.col("attrs")[0].alias("a"), "count").collect()
     finally:
-        shared.unpersist()
-        for df in (counts.rows, counts.packed, counts.decoded):
-            df.unpersist()
+        counts.release()
     below_by_length = {int(r["length"]): int(r["below"]) for r in combos}
     records_below = int(records["below"] or 0)
     combos_below = sum(below_by_length.values())
@@ -212,7 +197,8 @@ class SyntheticInput:
     """A synthetic file encoded in the sensitive attribute-id space.
 
     Attributes:
-        records: ``attrs array<int>`` per synthetic row (persisted).
+        records: ``attrs array<int>, weight long``: the distinct synthetic attribute sets and
+            the number of synthetic rows with each.
         unknown_attributes: Column name of every distinct synthetic (column, value) pair absent
             from the sensitive data, in id order (their ids are ``A, A+1, ..``).
         unknown_columns: Synthetic column names unknown to the sensitive data (ignored).
@@ -229,7 +215,7 @@ class SyntheticInput:
             df.unpersist()
 
 
-def detect_format(path: str, requested: Optional[str]) -> str:
+def detect_format(path: str, requested: str | None) -> str:
     """The synthetic file's format: ``requested`` or from the extension (``.gz``/``.bz2`` ignored).
 
     Raises:
@@ -252,7 +238,7 @@ def detect_format(path: str, requested: Optional[str]) -> str:
 
 
 def _synthetic_columns(raw_headers: list[str], data: EncodedData,
-                       sensitive_config: Config) -> tuple[list[_Column], list[str]]:
+                       sensitive_config: Config) -> tuple[list[Column], list[str]]:
     """Matches synthetic headers (normalised, case-sensitive) to the sensitive final headers and
     multi-value source columns. Returns ``(columns, unknown_names)``."""
     known = set(data.headers)
@@ -267,7 +253,7 @@ def _synthetic_columns(raw_headers: list[str], data: EncodedData,
         if name in seen:
             raise InputDataError(f"The synthetic data has two columns named '{name}' after trimming/normalisation.")
         seen.add(name)
-        columns.append(_Column(f"c{i}", name, match_key(raw) in zero_keys, multi_sources.get(name)))
+        columns.append(Column(f"c{i}", name, match_key(raw) in zero_keys, multi_sources.get(name)))
     if not columns:
         raise InputDataError("None of the synthetic columns is a column of the sensitive data: check that both "
                              "files are the same table (and the sensitive config's use_columns).")
@@ -289,24 +275,25 @@ def read_synthetic(spark, data: EncodedData, sensitive_config: Config, path: str
                      subject_id=None, use_columns=[], record_limit=-1, sensitive_zeros=[], multi_value_columns={})
     raw, raw_headers = read_raw(spark, config)
     columns, unknown_columns = _synthetic_columns(raw_headers, data, sensitive_config)
-    with _malformed_rows_as_input_error(path):
-        rows = parse_rows(with_row_index(raw), columns, None).persist(StorageLevel.MEMORY_AND_DISK)
+    with malformed_rows_as_input_error(path):
+        rows = parse_rows(with_row_index(raw), columns, [ROW_INDEX]).persist(StorageLevel.MEMORY_AND_DISK)
         rows.count()
     ids = F.broadcast(spark.createDataFrame(data.attributes[["column", "value", "attr_id"]]))
-    mapped = _long_attributes(rows, columns).drop("source").join(ids, ["column", "value"], "left")
+    mapped = long_attributes(rows, columns, [ROW_INDEX]).drop("source").join(ids, ["column", "value"], "left")
     unknown = (mapped.filter(F.col("attr_id").isNull()).select("column", "value").distinct()
                .withColumn("unknown_id", (F.row_number().over(Window.orderBy("column", "value")) - 1
                                           + data.n_attributes).cast("int"))
                .persist(StorageLevel.MEMORY_AND_DISK))
     unknown_attributes = [r["column"] for r in unknown.orderBy("unknown_id").select("column").collect()]
     encoded = (mapped.join(F.broadcast(unknown), ["column", "value"], "left")
-               .groupBy(_ROW)
+               .groupBy(ROW_INDEX)
                .agg(F.array_sort(F.collect_list(F.coalesce("attr_id", "unknown_id").cast("int"))).alias("attrs")))
-    records = (rows.select(_ROW).join(encoded, _ROW, "left")
-               .select(F.coalesce("attrs", F.array().cast("array<int>")).alias("attrs")))
+    records = (rows.select(ROW_INDEX).join(encoded, ROW_INDEX, "left")
+               .select(F.coalesce("attrs", F.array().cast("array<int>")).alias("attrs"))
+               .groupBy("attrs").agg(F.count(F.lit(1)).alias("weight")))
     if unknown_columns:
-        log.warning("verify: %d synthetic column(s) are not in the sensitive data and are ignored: %s",
-                    len(unknown_columns), ", ".join(unknown_columns))
+        logger.warning("verify: %d synthetic column(s) are not in the sensitive data and are ignored: %s",
+                       len(unknown_columns), ", ".join(unknown_columns))
     return SyntheticInput(records, unknown_attributes, unknown_columns, [rows, unknown])
 
 
@@ -333,27 +320,22 @@ def with_unknown_attributes(data: EncodedData, columns: list[str]) -> EncodedDat
 
 
 # ---------------------------------------------------------------------------------- entry points
-def _length(config: Config, length: Optional[int], n_headers: int) -> int:
+def _length(config: Config, length: int | None, n_headers: int) -> int:
     """``length`` (≤ 0 = all columns) or the config's reporting length, capped at the columns."""
     requested = config.reporting_length if length is None else length
     return max(1, replace(config, reporting_length=requested).effective_reporting_length(n_headers))
 
 
-def _check_k(k: int) -> None:
-    if not isinstance(k, int) or k < 1:
-        raise InputDataError(f"k must be an integer >= 1, got {k!r}.")
-
-
-def verify(spark, sensitive_config: Config, synthetic_path: str, k: int, length: Optional[int],
-           synthetic_format: Optional[str] = None) -> dict:
-    """Audits a synthetic file against the sensitive table of ``sensitive_config`` at resolution k.
+def verify(spark, sensitive_config: Config, synthetic_path: str, length: int | None = None,
+           synthetic_format: str | None = None) -> dict:
+    """Audits a synthetic file against the sensitive table of ``sensitive_config`` at its
+    resolution ``k`` (``reporting_resolution``).
 
     Args:
         spark: The SparkSession.
         sensitive_config: Where and how to read the sensitive table (path, delimiter, format,
-            use_columns, sensitive_zeros, multi_value_columns, subject_id, record_limit).
+            use_columns, sensitive_zeros, multi_value_columns, subject_id, record_limit) and k.
         synthetic_path: The synthetic dataset (TSV/CSV/Parquet/Delta).
-        k: The resolution to check.
         length: Longest combination checked; None = the config's ``reporting_length``
             (default 3); ≤ 0 = every column.
         synthetic_format: ``tsv``, ``csv``, ``parquet`` or ``delta``; None = from the extension.
@@ -368,7 +350,7 @@ def verify(spark, sensitive_config: Config, synthetic_path: str, k: int, length:
     Raises:
         InputDataError: For unusable inputs (never quoting a value).
     """
-    _check_k(k)
+    k = sensitive_config.k
     fmt = detect_format(synthetic_path, synthetic_format)
     data = load_encoded(spark, sensitive_config)
     synthetic = read_synthetic(spark, data, sensitive_config, synthetic_path, fmt)
@@ -379,29 +361,32 @@ def verify(spark, sensitive_config: Config, synthetic_path: str, k: int, length:
         synthetic.unpersist()
     report["synthetic_values_unknown_to_sensitive"] = len(synthetic.unknown_attributes)
     report["unknown_columns"] = synthetic.unknown_columns
-    log.info("verify: %s (min support %s, %d record(s) and %d combination(s) below k=%d)",
-             "PASSED" if report["passed"] else "FAILED", report["min_support"], report["records_below_k"],
-             report["combinations_below_k"], k)
+    logger.info("verify: %s (min support %s, %d record(s) and %d combination(s) below k=%d)",
+                "PASSED" if report["passed"] else "FAILED", report["min_support"], report["records_below_k"],
+                report["combinations_below_k"], k)
     return report
 
 
-def verify_release(spark, data: EncodedData, synthetic_records: DataFrame, k: int, length: int) -> dict:
-    """The checks of :func:`verify` on in-memory synthetic records (``attrs`` in the sensitive
-    attribute-id space), e.g. before a pipeline run commits its release."""
-    _check_k(k)
-    records = synthetic_records.select(F.array_sort("attrs").alias("attrs"))
+def verify_release(spark, data: EncodedData, synthetic: DataFrame, k: int, length: int) -> dict:
+    """The checks of :func:`verify` on synthetic attribute sets already in the sensitive id space
+    (``attrs, weight``: distinct sets with their number of records), e.g. before a pipeline run
+    commits its release."""
+    weighted = synthetic.select(F.array_sort("attrs").alias("attrs"), "weight")
     n_headers = len(data.headers)
-    report = audit(spark, data, records, k, min(length, n_headers) if length > 0 else n_headers)
+    report = audit(spark, data, weighted, k, min(length, n_headers) if length > 0 else n_headers)
     report["synthetic_values_unknown_to_sensitive"] = 0
     report["unknown_columns"] = []
     return report
 
 
-def require_k_synthetic(spark, data: EncodedData, synthetic_records: DataFrame, config: Config, length: int) -> dict:
-    """Refuses a release whose synthetic records break the guarantee of their synthesis mode
-    (spec §4.5): for row_seeded / value_seeded / unseeded every record and combination up to
-    ``length`` must have support ≥ k; for aggregate_seeded on k-anonymous aggregates every
-    combination up to ``length`` (= R); DP aggregate_seeded has no k guarantee and is not checked.
+def require_k_synthetic(spark, data: EncodedData, synthetic: DataFrame, config: Config, length: int) -> dict:
+    """Refuses a release whose synthetic records break the guarantee of their synthesis mode:
+    for row_seeded / value_seeded / unseeded every record and combination up to ``length`` must
+    have support ≥ k; for aggregate_seeded on k-anonymous aggregates every combination up to
+    ``length`` (= R); DP aggregate_seeded has no k guarantee and is not checked.
+
+    Args:
+        synthetic: ``attrs, weight`` distinct synthetic attribute sets.
 
     Returns:
         The report of :func:`verify_release` (or ``{}`` when not applicable).
@@ -410,9 +395,9 @@ def require_k_synthetic(spark, data: EncodedData, synthetic_records: DataFrame, 
         PrivacyCheckError: If the guarantee does not hold (the message holds counts only).
     """
     if config.synthesis_mode == "aggregate_seeded" and config.dp_aggregates:
-        log.info("verify: DP aggregate_seeded release, no k-anonymity check applies")
+        logger.info("verify: DP aggregate_seeded release, no k-anonymity check applies")
         return {}
-    report = verify_release(spark, data, synthetic_records, config.k, length)
+    report = verify_release(spark, data, synthetic, config.k, length)
     if config.synthesis_mode == "aggregate_seeded":
         failed = report["combinations_below_k"] > 0
     else:
@@ -422,5 +407,5 @@ def require_k_synthetic(spark, data: EncodedData, synthetic_records: DataFrame, 
             f"The synthetic data fails the k = {config.k} check: {report['records_below_k']} record(s) and "
             f"{report['combinations_below_k']} combination(s) of up to {report['length']} attributes describe fewer "
             "than k sensitive records. Nothing was committed; report this as a bug with the config used.")
-    log.info("verify: release passes the k = %d check (min record support %s)", config.k, report["min_support"])
+    logger.info("verify: release passes the k = %d check (min record support %s)", config.k, report["min_support"])
     return report

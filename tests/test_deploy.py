@@ -70,7 +70,7 @@ def test_zip_holds_the_package_and_its_assets_and_imports_with_zipimport(pyfiles
 
     names = zipfile.ZipFile(pyfiles_zip).namelist()
     assert "ksynth_spark/__init__.py" in names and "ksynth_spark/cli.py" in names
-    assert {f"ksynth_spark/showcase_assets/showcase.{ext}" for ext in ("html", "js", "css")} <= set(names)
+    assert {f"ksynth_spark/report/showcase_assets/showcase.{ext}" for ext in ("html", "js", "css")} <= set(names)
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or not n.startswith("ksynth_spark/")]
     code = (
         "import ksynth_spark, pandas as pd\n"

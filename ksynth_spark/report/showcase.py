@@ -69,7 +69,7 @@ DEFAULT_PAGE_NAME = "Other attributes"
 ALL_ATTRIBUTES_PAGE_NAME = "All attributes"
 
 #: Package-relative folder of the page assets, read with importlib.resources (works from a zip).
-_ASSET_PACKAGE, _ASSET_DIR_NAME = __package__ or "ksynth_spark", "showcase_assets"
+_ASSET_PACKAGE, _ASSET_DIR_NAME = __package__ or "ksynth_spark.report", "showcase_assets"
 _PLACEHOLDER_RE = re.compile(r"/\*__(?:DATA|SCRIPT|STYLE)__\*/|__TITLE__")
 _DATA_RE = re.compile(
     r'<script type="application/json" id="showcase-data">(.*?)</script>', re.DOTALL

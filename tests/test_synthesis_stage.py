@@ -1,4 +1,5 @@
-"""Spark generate stage on the bundled data: invariants S1/S2/S3/S5/S6/S7 and determinism.
+"""Spark generate stage (ksynth_spark.synthesis.stage) on the bundled data: invariants
+S1/S2/S3/S5/S6/S7 and determinism across partitionings.
 
 Supports and counts are recomputed independently from the CSV files with pandas (group sizes
 of the sensitive rows on each synthetic record's columns), never with the code under test.
@@ -15,10 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ksynth_spark import synthesize as S
+from ksynth_spark.synthesis import stage as S
 from ksynth_spark.config import Config
 from ksynth_spark.load import load_encoded
-from ksynth_spark.model import floor_k
+from ksynth_spark.numerics import floor_k
 
 from tests.conftest import DATA
 
@@ -87,7 +88,13 @@ def reportable_frame(spark, data, sensitive: pd.DataFrame, k: int, length: int):
 
 def synthesize(spark, data, reportable=None, length=None, **settings):
     result = S.synthesize(spark, data, Config(sensitive_microdata_path="unused", **settings), reportable, length)
-    return result, S.microdata_rows(spark, data, result).toPandas()
+    return result, S.microdata_rows(data, result.records, list(data.headers)).toPandas()
+
+
+def record_list(result) -> list[tuple]:
+    """The synthetic records (sorted id tuples) in output order, copies expanded."""
+    frame = result.records.orderBy("syn_start").toPandas()
+    return [tuple(a) for a, n in zip(frame["attrs"], frame["count"]) for _ in range(int(n))]
 
 
 def assert_sorted_rows(frame: pd.DataFrame, headers: list[str]) -> None:
@@ -125,7 +132,7 @@ def test_seeded_modes_protect_and_calibrate(spark, request, name, mode, k, seed)
     data, sensitive = dataset(request, name)
     result, frame = synthesize(spark, data, synthesis_mode=mode, reporting_resolution=k, seed=seed)
     headers = list(data.headers)
-    assert result.n_records == len(frame) > 0 and result.seed == seed
+    assert result.n_records == len(frame) > 0 and result.stats["seed"] == seed
     assert (frame[headers] != "").any(axis=1).all(), "empty synthetic record"
     assert supports(sensitive, frame).min() >= k
     expected = Counter({key: floor_k(n, k) for key, n in cell_counts(sensitive, headers).items() if n >= k})
@@ -138,7 +145,7 @@ def test_seeded_modes_protect_and_calibrate(spark, request, name, mode, k, seed)
 def test_row_seeded_long_form_matches_microdata(spark, german):
     data, _ = german
     result, frame = synthesize(spark, data, synthesis_mode="row_seeded", reporting_resolution=10, seed=1)
-    long = S.long_form_rows(spark, data, result).toPandas()
+    long = S.long_form_rows(data, result.records).toPandas()
     headers = list(data.headers)
     expected = [(i, h, v, f"{h}:{v}") for i, row in zip(frame["syn_id"], frame[headers].values.tolist())
                 for h, v in zip(headers, row) if v != ""]
@@ -165,7 +172,7 @@ def test_aggregate_seeded_stays_inside_the_reportable_table(spark, request, name
     keys = {tuple(a) for a in table["attrs"]}
     result = S.synthesize(spark, data, Config(sensitive_microdata_path="unused", synthesis_mode="aggregate_seeded",
                                               reporting_resolution=k, seed=6), reportable, length)
-    records = [tuple(a) for a in result.records.orderBy("syn_id").toPandas()["attrs"]]
+    records = record_list(result)
     assert records and all(records)
     for record in records:
         for size in range(1, min(length, len(record)) + 1):
@@ -186,41 +193,39 @@ def test_aggregate_seeded_target(spark, german):
         assert S.synthesize(spark, data, config, reportable, 2).n_records == target
 
 
-def test_aggregate_seeded_needs_reportable(spark, german):
-    from ksynth_spark.errors import ConfigError
-    with pytest.raises(ConfigError, match="reportable aggregates"):
-        S.synthesize(spark, german[0], Config(sensitive_microdata_path="unused", synthesis_mode="aggregate_seeded"))
-
-
 # ------------------------------------------------------------------------------------ suppression
 def test_row_seeded_suppresses_phase1_overshoot(spark):
     """Phase 1 keeps every a1 of 23 identical records while floor_5(23) = 20: SuppressToTargets
-    (spec §4.0) removes exactly e(a) occurrences, in the records' random order, across
-    partitions, and drops the records it empties (Q10)."""
+    removes exactly e(a) occurrences, in the copies' random order, across partitions, and drops
+    the copies it empties (Q10)."""
     from ksynth_spark.model import EncodedData, attribute_table
-    from ksynth_spark import synthesis_kernels as K
+    from ksynth_spark.randomness import PHASE_SUPPRESS, row_hashes, stream_base
+    from ksynth_spark.synthesis.suppression import copy_key
 
-    rows = [("a1", "b1")] * 23 + [("a2", "b1")] * 4
     attributes = attribute_table([("A", "a1", 23), ("A", "a2", 4), ("B", "b1", 27)], ["A", "B"])
-    ids = {"a1": 0, "a2": 1, "b1": 2}
-    records = spark.createDataFrame([(i, sorted(ids[v] for v in row)) for i, row in enumerate(rows)],
-                                    "record_id long, attrs array<int>").repartition(3)
-    data = EncodedData(records=records, attributes=attributes, headers=["A", "B"], n_records=len(rows))
+    rows = spark.createDataFrame([([0, 2], 23), ([1, 2], 4)], "attrs array<int>, weight long").repartition(2)
+    data = EncodedData(rows=rows, attributes=attributes, headers=["A", "B"], n_records=27, n_rows=2)
     result, frame = synthesize(spark, data, synthesis_mode="row_seeded", reporting_resolution=5, seed=11)
-    # phase 1 is forced here: {a1, b1} for the a1 rows, {b1} for the a2 rows (n(a2) < k)
-    seeded = [{0, 2}] * 23 + [{2}] * 4
-    order = sorted(range(len(rows)), key=lambda i: (int(K.uniform_keys(11, K.PHASE_SUPPRESS, [i])[0]), i))
+    # phase 1 is forced here: {a1, b1} for the 23 a1 copies, {b1} for the 4 a2 copies (n(a2) < k).
+    # Their groups are (row hash, 0); copies walk in ascending (key, group, copy) order.
+    base = stream_base(11, PHASE_SUPPRESS)
+    hashes = row_hashes(np.array([0, 2, 4]), np.array([0, 2, 1, 2]))
+    group_ids = S._group_ids(1, hashes, np.zeros(2, np.int64))
+    copies = sorted((int(copy_key(base, g, j)), int(g), j, record)
+                    for g, record, count in zip(group_ids, ({0, 2}, {2}), (23, 4)) for j in range(count))
     excess = {0: 3, 2: 2}
-    expected = [set(r) for r in seeded]
-    for i in order:
-        for a in sorted(seeded[i]):
+    expected = []
+    for *_, record in copies:
+        kept = set(record)
+        for a in sorted(record):
             if excess.get(a, 0) > 0:
-                expected[i].discard(a)
+                kept.discard(a)
                 excess[a] -= 1
+        expected.append(kept)
     labels = {0: ("A", "a1"), 2: ("B", "b1")}
     want = sorted(tuple(dict(labels[a] for a in r).get(h, "") for h in ("A", "B")) for r in expected if r)
     assert sorted(map(tuple, frame[["A", "B"]].values.tolist())) == want
-    assert result.stats["attributes_suppressed"] == 5
+    assert result.stats["occurrences_suppressed"] == 5
     assert cell_counts(frame, ["A", "B"]) == Counter({("A", "a1"): 20, ("B", "b1"): 25})
 
 
@@ -234,15 +239,10 @@ def test_same_seed_same_output_across_partitionings(spark, german, mode):
     previous = spark.conf.get("spark.sql.shuffle.partitions")
     try:
         spark.conf.set("spark.sql.shuffle.partitions", "3")
-        reshaped = dataclasses.replace(data, records=data.records.repartition(5))
+        reshaped = dataclasses.replace(data, rows=data.rows.repartition(5))
         moved = synthesize(spark, reshaped, synthesis_mode=mode, reporting_resolution=10, seed=7)[1]
     finally:
         spark.conf.set("spark.sql.shuffle.partitions", previous)
     other = synthesize(spark, data, synthesis_mode=mode, reporting_resolution=10, seed=8)[1]
     assert first.equals(again) and first.equals(moved)
     assert not first.equals(other)
-
-
-def test_fresh_seed_is_drawn_and_reported(spark, german):
-    result, _ = synthesize(spark, german[0], synthesis_mode="unseeded", reporting_resolution=10)
-    assert 0 <= result.seed < 2**63 and result.stats["seed"] == result.seed

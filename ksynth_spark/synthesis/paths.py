@@ -1,0 +1,192 @@
+"""A growing partial record and the supports of its extensions, in numba.
+
+Every synthesis mode that reads the sensitive data grows records one attribute at a time and,
+at each step, needs ``support(P ∪ {a})`` for the candidate attributes ``a`` of the partial
+record ``P``. A :class:`PathParts` holds ``P`` as a stack (one attribute per depth) with, per
+depth, the distinct rows ``Rows(P)`` of the :class:`~ksynth_spark.synthesis.index.DistinctIndex`
+computed lazily: a bitset while large, an ascending list of row numbers once it holds at most
+``cap`` rows. :func:`supports` answers from the index counts (``P`` empty), straight from the
+row list (small ``P``: cheap, not cached), or through the LRU support cache.
+
+Why two forms: a support over a bitset costs an AND and a weighted popcount per 64 distinct
+rows of the whole table; partial records soon match only a few rows, and testing just those
+rows' bits costs ``|Rows(P)|`` lookups instead. With ``cap = W / 8`` (W words per bitset) the
+phase-1 kernel took 24 µs per record on the 10^6-row resampled adult table, against 34 µs with
+``cap = W`` (benchmarks/phase1_scaling.py). Such small nodes also stay out of the cache, which
+then holds the frequent prefixes whose supports are expensive.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from ksynth_spark.randomness import JIT
+from ksynth_spark.synthesis.cache import SupportCache, cache_entry
+from ksynth_spark.synthesis.index import DistinctIndex, has_bit, popcount, weighted_and, weighted_rows
+
+_ONE = np.uint64(1)
+#: Weighted support that marks a node as small when the path has no better bound.
+_UNKNOWN_SUPPORT = np.int64(1) << np.int64(62)
+
+
+class PathParts(NamedTuple):
+    """Scratch state of one growing record, per depth ``0..C+1`` (depth 0 = the empty record).
+
+    Attributes:
+        attrs: The id pushed at each depth.
+        keys: Zobrist hash of ``P`` up to each depth (the cache key).
+        words: ``Rows(P)`` as a bitset (valid while ``n_rows`` is -1).
+        state: ``[depth of P, deepest depth whose Rows is known]``.
+        rows: ``Rows(P)`` as a row list (valid while ``n_rows >= 0``), at most ``cap`` rows.
+        n_rows: Length of the row list, or -1 when Rows is a bitset.
+        node_support: ``support(P)`` as known when ``P`` was pushed (an upper bound, or
+            :data:`_UNKNOWN_SUPPORT`).
+    """
+
+    attrs: np.ndarray
+    keys: np.ndarray
+    words: np.ndarray
+    state: np.ndarray
+    rows: np.ndarray
+    n_rows: np.ndarray
+    node_support: np.ndarray
+
+
+def new_path(index: DistinctIndex) -> PathParts:
+    """Fresh scratch for records of up to ``C + 1`` ids (attributes and empty-column ids)."""
+    depth = index.space.n_columns + 2
+    cap = max(64, index.n_words // 8)
+    return PathParts(np.zeros(depth, np.int64), np.zeros((depth, 2), np.uint64),
+                     np.zeros((depth, index.n_words), np.uint64), np.zeros(2, np.int64),
+                     np.zeros((depth, cap), np.int64), np.full(depth, -1, np.int64), np.zeros(depth, np.int64))
+
+
+@njit(**JIT)
+def path_reset(path, index):
+    """Makes ``P`` the empty record (whose Rows is every distinct row)."""
+    for w in range(path.words.shape[1]):
+        path.words[0, w] = index.all_words[w]
+    path.n_rows[0] = -1
+    path.node_support[0] = _UNKNOWN_SUPPORT
+    path.keys[0, 0] = 0
+    path.keys[0, 1] = 0
+    path.state[0] = 0
+    path.state[1] = 0
+
+
+@njit(**JIT)
+def path_truncate(path, depth):
+    """Pops ``P`` back to its first ``depth`` ids."""
+    path.state[0] = depth
+    if path.state[1] > depth:
+        path.state[1] = depth
+
+
+@njit(**JIT)
+def path_push(path, zobrist, attr, support):
+    """Extends ``P`` by ``attr``; ``support`` is ``support(P ∪ {attr})`` (or an upper bound)."""
+    depth = path.state[0] + 1
+    path.attrs[depth] = attr
+    path.node_support[depth] = support
+    path.keys[depth, 0] = path.keys[depth - 1, 0] ^ zobrist[attr, 0]
+    path.keys[depth, 1] = path.keys[depth - 1, 1] ^ zobrist[attr, 1]
+    path.state[0] = depth
+    if path.state[1] >= depth:
+        path.state[1] = depth - 1
+
+
+@njit(**JIT)
+def path_rows(path, bits):
+    """Makes the current depth hold ``Rows(P)`` (computed lazily along the path): the parent's
+    row list filtered by the new id, or the AND of bitsets, turned into a list once small."""
+    words, rows, n_rows, state = path.words, path.rows, path.n_rows, path.state
+    cap = rows.shape[1]
+    while state[1] < state[0]:
+        d = state[1] + 1
+        attr = path.attrs[d]
+        if n_rows[d - 1] >= 0:
+            m = 0
+            for i in range(n_rows[d - 1]):
+                row = rows[d - 1, i]
+                if has_bit(bits, attr, row):
+                    rows[d, m] = row
+                    m += 1
+            n_rows[d] = m
+        else:
+            total = 0
+            for w in range(words.shape[1]):
+                x = words[d - 1, w] & bits[attr, w]
+                words[d, w] = x
+                total += popcount(x)
+            n_rows[d] = -1
+            if total <= cap:
+                m = 0
+                for w in range(words.shape[1]):
+                    x = words[d, w]
+                    while x != 0:
+                        low = x & (np.uint64(0) - x)
+                        rows[d, m] = w * 64 + popcount(low - _ONE)
+                        m += 1
+                        x ^= low
+                n_rows[d] = m
+        state[1] = d
+
+
+@njit(**JIT)
+def _support_of(index, path, attr, depth):
+    """``support(P ∪ {attr})`` from the known Rows of depth ``depth``."""
+    if path.n_rows[depth] >= 0:
+        return weighted_rows(index, attr, path.rows, depth, path.n_rows[depth])
+    return weighted_and(index, attr, path.words, depth)
+
+
+@njit(**JIT)
+def supports(index, cache, path, candidates, n, out):
+    """``out[i] = support(P ∪ {candidates[i]})`` for the current partial record ``P``."""
+    depth = path.state[0]
+    if depth == 0:
+        for i in range(n):
+            out[i] = index.counts[candidates[i]]
+        return
+    if path.node_support[depth] <= path.rows.shape[1]:     # a small node: its row list answers
+        path_rows(path, index.bits)
+        for i in range(n):
+            out[i] = _support_of(index, path, candidates[i], depth)
+        return
+    vectors = cache.vectors
+    entry = cache_entry(cache, path.keys[depth, 0], path.keys[depth, 1])
+    for i in range(n):
+        attr = candidates[i]
+        if vectors[entry, attr] < 0:
+            path_rows(path, index.bits)          # Rows(P), computed once per node and only on a miss
+            vectors[entry, attr] = _support_of(index, path, attr, depth)
+        out[i] = vectors[entry, attr]
+
+
+@njit(**JIT)
+def emit_path(path, n_attrs, out_offsets, out_ids, j):
+    """Writes the real attributes of the path (ids below ``n_attrs``), ascending, as CSR record ``j``."""
+    start = out_offsets[j]
+    end = start
+    for d in range(1, path.state[0] + 1):
+        attr = path.attrs[d]
+        if attr < n_attrs:
+            i = end
+            while i > start and out_ids[i - 1] > attr:
+                out_ids[i] = out_ids[i - 1]
+                i -= 1
+            out_ids[i] = attr
+            end += 1
+    out_offsets[j + 1] = end
+
+
+class SupportOracle:
+    """A support index with its LRU cache and record scratch (one per task)."""
+
+    def __init__(self, index: DistinctIndex, cache_size: int):
+        self.index = index
+        self.cache = SupportCache(index.n_ids, cache_size)
+        self.path = new_path(index)

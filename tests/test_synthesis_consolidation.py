@@ -1,0 +1,335 @@
+"""Consolidation, unseeded, suppression and output order kernels (ksynth_spark.synthesis), without Spark.
+
+Invariants S1–S8 on the worked example and on random tables; supports and counts are
+recomputed with plain Python sets (tests/synthetic_tables.py), never with the code under test.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from ksynth_spark.combinations import csr_from_lists
+from ksynth_spark.numerics import quantile_r8, round_half_away
+from ksynth_spark.randomness import (
+    PHASE_AGGREGATE_SEEDED,
+    PHASE_VALUE_SEEDED,
+    RandomStream,
+    row_hashes,
+)
+from ksynth_spark.synthesis.aggregate_table import AggregateTable
+from ksynth_spark.synthesis.consolidation import (
+    AggregateSampler,
+    ConsolidationOptions,
+    SeedSampler,
+    consolidate,
+    leftover_quotas,
+    seeded_quotas,
+    split_quota,
+)
+from ksynth_spark.synthesis.order import output_order, row_cells, value_ranks
+from ksynth_spark.synthesis.seeded import grow_rows
+from ksynth_spark.synthesis.suppression import (
+    Occurrences,
+    SuppressionThresholds,
+    apply_suppression,
+    copy_key,
+    select_smallest,
+    smallest_occurrences,
+)
+from ksynth_spark.randomness import PHASE_SUPPRESS, stream_base
+from ksynth_spark.synthesis.unseeded import unseeded_records
+
+from tests.synthetic_tables import EXAMPLE_ROWS, Table, attribute_counts, expand, random_table, records_of
+
+ALLOWED_PAIRS = [("A:a1", "B:b1"), ("A:a1", "C:c1"), ("A:a2", "B:b2"), ("A:a2", "C:c1"), ("B:b1", "C:c1"),
+                 ("B:b2", "C:c1")]
+FINAL_COUNTS = {"A:a1": 6, "A:a2": 6, "B:b1": 3, "B:b2": 6, "C:c1": 6, "C:c2": 3}
+
+
+@pytest.fixture(scope="module")
+def example() -> Table:
+    return Table(EXAMPLE_ROWS, ["A", "B", "C"], 3)
+
+
+@pytest.fixture(scope="module", params=[(11, 2), (12, 3), (13, 5)], ids=lambda p: f"table{p[0]}-k{p[1]}")
+def table(request) -> Table:
+    seed, k = request.param
+    return random_table(seed, k=k)
+
+
+# ------------------------------------------------------------------------------------ pipelines of kernels
+def suppress(table: Table, seed: int, groups: np.ndarray, offsets, ids, counts) -> list[frozenset]:
+    """SuppressToTargets on groups through the kernels (one partition)."""
+    got = attribute_counts(expand(offsets, ids, counts), len(table.n))
+    targets = table.targets()
+    excess = np.where((table.n >= table.k) & (got > targets), got - targets, 0)
+    victims = smallest_occurrences(seed, groups, counts, offsets, ids, excess)
+    thresholds = SuppressionThresholds.from_victims(victims, len(table.n))
+    new_offsets, new_ids, new_counts = apply_suppression(seed, thresholds, groups, counts, offsets, ids,
+                                                         int(excess.sum()))
+    return expand(new_offsets, new_ids, new_counts)
+
+
+def row_seeded(table: Table, seed: int, tasks: int = 1) -> list[frozenset]:
+    """Spec §4.1 through the kernels: phase 1 over distinct rows, phase 2 split in ``tasks``
+    logical tasks, phase 3 suppression."""
+    grown = grow_rows(table.oracle(), seed, table.hashes, table.offsets, table.ids, table.weights)
+    offsets = np.concatenate([[0], np.cumsum(grown.sizes)])
+    ids = np.concatenate([grown.ids[i, :grown.sizes[i]] for i in range(len(grown.sizes))] or [np.zeros(0, np.int64)])
+    used = attribute_counts(expand(offsets, ids, grown.runs), len(table.n))
+    sets = records_of(offsets, ids)
+    counts = list(grown.runs)
+    for task, share in enumerate(split_quota(leftover_quotas(table.n, used, table.k), tasks)):
+        built = consolidate(share, SeedSampler(table.oracle()), table.space, RandomStream(seed, 2, task))
+        sets += [frozenset(r) for r in built.records()]
+        counts += [1] * built.n_records
+    group_offsets, group_ids = csr_from_lists([sorted(s) for s in sets])
+    groups = np.arange(len(sets), dtype=np.int64)
+    return [r for r in suppress(table, seed, groups, group_offsets, group_ids, np.array(counts)) if r]
+
+
+def value_seeded(table: Table, seed: int, **options) -> tuple[list[frozenset], object]:
+    built = consolidate(seeded_quotas(table.n, table.k), SeedSampler(table.oracle()), table.space,
+                        RandomStream(seed, PHASE_VALUE_SEEDED, 0), ConsolidationOptions(**options))
+    ones = np.ones(built.n_records, dtype=np.int64)
+    return suppress(table, seed, np.arange(built.n_records), built.offsets, built.ids, ones), built
+
+
+def aggregate_seeded(table: AggregateTable, space, seed: int, percentile: float = 95.0, **options):
+    quota = table.singles()
+    sampler = AggregateSampler(table, percentile, options.pop("use_synthetic_counts", False))
+    return consolidate(quota, sampler, space, RandomStream(seed, PHASE_AGGREGATE_SEEDED, 0),
+                       ConsolidationOptions(**options))
+
+
+# ------------------------------------------------------------------------------------ §8.4 worked example
+@pytest.mark.parametrize("mode", ["row_seeded", "value_seeded"])
+def test_example_seeded_modes_final_counts(example, mode):
+    """Spec §8.4: final single counts fixed, no triple, only protected pairs, no C:c3."""
+    allowed = {example.ids_of(*p) for p in ALLOWED_PAIRS}
+    for seed in range(40):
+        records = row_seeded(example, seed) if mode == "row_seeded" else value_seeded(example, seed)[0]
+        counts = attribute_counts(records, len(example.n))
+        assert {label: counts[example.id_of[label]] for label in FINAL_COUNTS} == FINAL_COUNTS
+        assert counts[example.id_of["C:c3"]] == 0
+        assert all(len(r) == 1 or r in allowed for r in records)
+        assert all(r and example.support(r) >= 3 for r in records)
+
+
+def test_example_unseeded(example):
+    """Spec §8.4: exactly 12 records, each empty, a single (not C:c3) or a protected pair."""
+    allowed = {example.ids_of(*p) for p in ALLOWED_PAIRS}
+    c3 = example.id_of["C:c3"]
+    empty = 0
+    for seed in range(60):
+        records = records_of(*unseeded_records(example.oracle(), seed, np.arange(12)))
+        assert len(records) == 12
+        assert all(len(r) <= 1 and c3 not in r or r in allowed for r in records)
+        empty += sum(1 for r in records if not r)
+    assert empty > 0     # e.g. EMPTY for column C first leaves only r4, then every value is rare
+
+
+def test_example_aggregate_seeded(example):
+    """Spec §8.4: same single counts, only protected pairs, triples only {a1,b1,c1} / {a2,b2,c1}."""
+    combos, counts = example.reportable(2)
+    table = AggregateTable.from_combos(combos, counts, len(example.n), 2)
+    allowed = {example.ids_of(*p) for p in ALLOWED_PAIRS}
+    triples = {example.ids_of("A:a1", "B:b1", "C:c1"), example.ids_of("A:a2", "B:b2", "C:c1")}
+    seen_triples = set()
+    for seed in range(60):
+        records = [frozenset(r) for r in aggregate_seeded(table, example.space, seed).records()]
+        got = attribute_counts(records, len(example.n))
+        assert {label: got[example.id_of[label]] for label in FINAL_COUNTS} == FINAL_COUNTS
+        for record in records:
+            assert record
+            assert all(frozenset(pair) in allowed for pair in itertools.combinations(record, 2))
+            if len(record) == 3:
+                assert record in triples
+                seen_triples.add(record)
+    assert seen_triples      # records beyond the reporting length do occur (no guarantee there)
+
+
+def test_example_aggregate_weight_uses_rounded_percentile():
+    """Spec §8.4: weight of adding C:c1 to {A:a1, B:b1} = round(R8 95th of [3, 3, 6]) = 6."""
+    assert round_half_away(quantile_r8([3, 3, 6], 0.95)) == 6
+
+
+# ------------------------------------------------------------------------------------ invariants S1–S8
+@pytest.mark.parametrize("tasks", [1, 3])
+def test_row_seeded_invariants(table, tasks):
+    """S1 (support >= k), S2 (counts = floor_k(n)), no empty record, with phase 2 in one or
+    several logical tasks."""
+    for seed in range(4):
+        records = row_seeded(table, seed, tasks)
+        assert all(records), "empty record emitted"
+        assert all(table.support(r) >= table.k for r in records)
+        assert attribute_counts(records, len(table.n)).tolist() == table.targets().tolist()
+
+
+def test_split_quota_is_exact_and_balanced():
+    quota = np.array([0, 1, 7, 10, 11, 1000003])
+    for tasks in (1, 2, 3, 7):
+        shares = split_quota(quota, tasks)
+        assert shares.shape == (tasks, quota.size)
+        assert shares.sum(axis=0).tolist() == quota.tolist()
+        assert (shares.max(axis=0) - shares.min(axis=0) <= 1).all()
+    assert split_quota(np.ones(6, dtype=np.int64), 3).sum(axis=1).tolist() == [2, 2, 2]
+
+
+def test_value_seeded_invariants(table):
+    for seed in range(5):
+        records, built = value_seeded(table, seed)
+        assert built.quota_left == 0 and not built.stalled
+        assert all(records) and all(table.support(r) >= table.k for r in records)
+        assert attribute_counts(records, len(table.n)).tolist() == table.targets().tolist()
+
+
+def test_value_seeded_oversampling_respects_ceilings(table):
+    """S8: before suppression every controlled combination count <= A[c]·(1 + ratio)."""
+    combos, counts = table.reportable(2)
+    control = AggregateTable.from_combos(combos, counts, len(table.n), 2)
+    ratio = 0.1
+    ceilings = np.floor(control.counts * (1 + ratio)).astype(np.int64)
+    for seed in range(4):
+        records, built = value_seeded(table, seed, control=control, ceilings=ceilings, tries=10)
+        made = Counter()
+        for record in built.records():
+            for size in (1, 2):
+                made.update(itertools.combinations(sorted(record), size))
+        for combo, count in zip(combos, counts):
+            assert made[tuple(sorted(combo))] <= count * (1 + ratio)
+        assert all(table.support(r) >= table.k for r in records)
+
+
+def test_unseeded_invariants(table):
+    """S1 for the non-empty attributes of every record and S3 (exactly N records)."""
+    n = len(table.records)
+    for seed in range(5):
+        records = records_of(*unseeded_records(table.oracle(), seed, np.arange(n)))
+        assert len(records) == n
+        assert all(table.support(r) >= table.k for r in records if r)
+
+
+def test_unseeded_records_do_not_depend_on_batches_or_cache(table):
+    n = len(table.records)
+    whole = records_of(*unseeded_records(table.oracle(1), 3, np.arange(n)))
+    reversed_batch = records_of(*unseeded_records(table.oracle(1000), 3, np.arange(n)[::-1]))
+    assert whole == reversed_batch[::-1]
+
+
+@pytest.mark.parametrize("length", [2, 3])
+def test_aggregate_seeded_invariants(table, length):
+    """S5: every combination of length <= R is a reportable key; single counts = reportable;
+    records non-empty. Also with synthetic counts."""
+    combos, counts = table.reportable(length)
+    keys = {frozenset(c) for c in combos}
+    singles = {c[0]: n for c, n in zip(combos, counts) if len(c) == 1}
+    aggregate = AggregateTable.from_combos(combos, counts, len(table.n), length)
+    for seed, synthetic in ((0, False), (1, False), (2, True)):
+        records = [frozenset(r) for r in aggregate_seeded(aggregate, table.space, seed,
+                                                          use_synthetic_counts=synthetic).records()]
+        assert all(records)
+        for record in records:
+            for size in range(1, min(length, len(record)) + 1):
+                assert all(frozenset(c) in keys for c in itertools.combinations(record, size))
+        got = attribute_counts(records, len(table.n))
+        assert {a: int(got[a]) for a in singles} == singles
+
+
+def test_aggregate_seeded_target_and_scale(table):
+    """S6: exactly T records with a target (quotas reset when exhausted); scale factor ceilings."""
+    combos, counts = table.reportable(2)
+    aggregate = AggregateTable.from_combos(combos, counts, len(table.n), 2)
+    keys = {frozenset(c) for c in combos}
+    n = len(table.records)
+    for target in (1, n // 3, 2 * n):
+        built = aggregate_seeded(aggregate, table.space, 5, target=target)
+        assert built.n_records == target
+        assert all(frozenset(p) in keys for r in built.records() for p in itertools.combinations(r, 2))
+    scaled = aggregate.with_counts(aggregate.scaled_counts(0.5))
+    got = attribute_counts([frozenset(r) for r in aggregate_seeded(scaled, table.space, 5).records()], len(table.n))
+    for combo, count in zip(combos, counts):
+        if len(combo) == 1:
+            assert got[combo[0]] == math.ceil(count / 2)
+
+
+def test_scale_factor_is_read_as_a_decimal():
+    table = AggregateTable.from_combos([[0], [1]], [30, 7], 2, 1)
+    assert table.scaled_counts(0.1).tolist() == [3, 1]
+
+
+def test_output_order_matches_sorting_the_string_rows(table):
+    """S7: non-empty cells non-increasing, then lexicographic ascending (ordinal strings)."""
+    records = row_seeded(table, 3)
+    offsets, ids = csr_from_lists([sorted(r) for r in records])
+    values = list(table.attributes["value"])
+    columns = table.attributes["column_index"].to_numpy()
+    cells, non_empty = row_cells(offsets, ids, columns, value_ranks(columns, values), table.space.n_columns)
+    order = output_order(cells, non_empty)
+    rows = []
+    for record in records:
+        row = [""] * table.space.n_columns
+        for a in record:
+            row[columns[a]] = values[a]
+        rows.append(row)
+    expected = sorted(rows)
+    expected.sort(key=lambda r: -sum(1 for c in r if c))
+    assert [rows[i] for i in order] == expected
+
+
+# ------------------------------------------------------------------------------------ suppression
+def sequential_suppression(records: list[frozenset], order: list[int], excess: np.ndarray) -> list[frozenset]:
+    """Spec §4.0 SuppressToTargets, literally: walk the records in the shuffled order."""
+    left = excess.copy()
+    out = [set(r) for r in records]
+    for i in order:
+        for a in sorted(records[i]):
+            if left[a] > 0:
+                out[i].discard(a)
+                left[a] -= 1
+    return [frozenset(r) for r in out]
+
+
+def grouped(table: Table, seed: int):
+    """Groups with an excess: the sensitive table's distinct rows with their multiplicities."""
+    groups = row_hashes(table.offsets, table.ids)
+    excess = np.where(table.n >= table.k, table.n - table.targets(), 0)
+    return groups, excess
+
+
+def test_suppression_on_groups_equals_the_sequential_algorithm(table):
+    """The copies of the groups, walked in ascending (key, group, copy) order, lose exactly the
+    occurrences the spec's sequential walk removes; empty copies are dropped."""
+    groups, excess = grouped(table, 9)
+    assert excess.sum() > 0
+    base = stream_base(9, PHASE_SUPPRESS)
+    copies = [(int(copy_key(base, np.int64(g), j)), int(g), j, row)
+              for row, (g, w) in enumerate(zip(groups, table.weights)) for j in range(int(w))]
+    copies.sort()
+    records = [table.distinct[row] for *_, row in copies]
+    expected = sequential_suppression(records, list(range(len(records))), excess)
+    victims = smallest_occurrences(9, groups, table.weights, table.offsets, table.ids, excess)
+    thresholds = SuppressionThresholds.from_victims(victims, len(table.n))
+    offsets, ids, counts = apply_suppression(9, thresholds, groups, table.weights, table.offsets, table.ids,
+                                             int(excess.sum()))
+    assert Counter(expand(offsets, ids, counts)) == Counter(r for r in expected if r)
+    after = attribute_counts(expected, len(table.n))
+    assert all(after[a] == table.targets()[a] for a in range(len(table.n)) if table.n[a] >= table.k)
+
+
+def test_suppression_victims_merge_across_partitions(table):
+    """Selecting victims per partition, then re-selecting the union, equals selecting at once."""
+    groups, excess = grouped(table, 4)
+    whole = smallest_occurrences(4, groups, table.weights, table.offsets, table.ids, excess)
+    parts = []
+    for rows in np.array_split(np.random.default_rng(0).permutation(len(groups)), 3):
+        offsets, ids = csr_from_lists([sorted(table.distinct[i]) for i in rows])
+        parts.append(smallest_occurrences(4, groups[rows], table.weights[rows], offsets, ids, excess))
+    merged = select_smallest(Occurrences(*(np.concatenate([getattr(p, f) for p in parts])
+                                           for f in Occurrences._fields)), excess)
+    assert all(np.array_equal(a, b) for a, b in zip(whole, merged))
