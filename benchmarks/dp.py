@@ -28,6 +28,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -75,14 +76,15 @@ def exact_counts(frame: pd.DataFrame, max_length: int) -> dict[frozenset, int]:
 
     labels = sorted({f"{c}:{v}" for c in frame.columns for v in frame[c].unique() if v not in ("", "0")})
     index = {label: i for i, label in enumerate(labels)}
-    records = [[index[f"{c}:{v}"] for c, v in zip(frame.columns, row) if v not in ("", "0")]
+    records = [[index[f"{c}:{v}"] for c, v in zip(frame.columns, row, strict=True) if v not in ("", "0")]
                for row in frame.itertuples(index=False)]
     offsets, ids = csr_from_lists(records)
     codec = ComboCodec(len(labels), max_length)
     parts = list(count_combinations(codec, offsets, ids, np.ones(len(records), np.int64), max_length))
     keys, counts = reduce_counts(np.concatenate([k for k, _ in parts]), np.concatenate([c for _, c in parts]))
     combo_ids, lengths = codec.unpack(keys)
-    return {frozenset(labels[a] for a in row[:n]): int(c) for row, n, c in zip(combo_ids, lengths, counts)}
+    rows = zip(combo_ids, lengths, counts, strict=True)
+    return {frozenset(labels[a] for a in row[:n]): int(c) for row, n, c in rows}
 
 
 # ------------------------------------------------------------------------------ metrics
@@ -113,17 +115,18 @@ def delta_for(n: int) -> float:
 
 def worker_ours(data_path: str, epsilon: float, runs: int, exact: dict) -> dict:
     """ksynth-spark: load once, then ``runs`` DP releases with secure noise."""
-    from ksynth_spark import dp
     from ksynth_spark.config import Config, SparkSettings
+    from ksynth_spark.dp.stage import dp_aggregates
     from ksynth_spark.load import load_encoded
     from ksynth_spark.session import get_session
 
-    config = Config(sensitive_microdata_path=data_path, dp_aggregates=True, reporting_length=REPORTING_LENGTH,
+    config = Config(sensitive_microdata_path=data_path, dp_aggregates=True, synthesis_mode="aggregate_seeded",
+                    reporting_length=REPORTING_LENGTH,
                     noise_epsilon=epsilon, percentile_percentage=PERCENTILE,
                     percentile_epsilon_proportion=PERCENTILE_EPS_PROPORTION,
                     number_of_records_epsilon_proportion=RECORDS_EPS_PROPORTION,
                     sigma_proportions=[1.0] * REPORTING_LENGTH, noise_threshold_type="adaptive",
-                    noise_threshold_values={l: 1.0 for l in range(2, REPORTING_LENGTH + 1)},
+                    noise_threshold_values={length: 1.0 for length in range(2, REPORTING_LENGTH + 1)},
                     table_format="parquet",
                     spark=SparkSettings(master="local[2]", conf={"spark.sql.shuffle.partitions": "4"}))
     t0 = time.perf_counter()
@@ -131,15 +134,16 @@ def worker_ours(data_path: str, epsilon: float, runs: int, exact: dict) -> dict:
     t1 = time.perf_counter()
     data = load_encoded(spark, config)
     t2 = time.perf_counter()
-    config.delta_factor = math.log(data.n_records)  # delta = 1/(N ln N), as given to pac-synth
+    config = dataclasses.replace(config, delta_factor=math.log(data.n_records))  # delta = 1/(N ln N), as pac-synth
     labels = data.labels()
     results = []
     for _ in range(runs):
         start = time.perf_counter()
-        result = dp.dp_aggregates(spark, data, config)
+        result = dp_aggregates(spark, data, config)
         frame = result.aggregates.toPandas()
         seconds = time.perf_counter() - start
-        released = {frozenset(labels[a] for a in attrs): int(n) for attrs, n in zip(frame["attrs"], frame["count"])}
+        pairs = zip(frame["attrs"], frame["count"], strict=True)
+        released = {frozenset(labels[a] for a in attrs): int(n) for attrs, n in pairs}
         results.append({"seconds": seconds, "metrics": metrics(exact, released, REPORTING_LENGTH),
                         "records_error": abs(result.protected_record_count - data.n_records),
                         "Delta": result.spent["Delta"], "delta": result.spent["delta"]})
@@ -149,8 +153,14 @@ def worker_ours(data_path: str, epsilon: float, runs: int, exact: dict) -> dict:
 
 def worker_pac(data_path: str, epsilon: float, runs: int, exact: dict) -> dict:
     """pac-synth: Dataset once, then ``runs`` fits (2 threads, like local[2])."""
-    from pacsynth import (AccuracyMode, Dataset, DpAggregateSeededParametersBuilder,
-                          DpAggregateSeededSynthesizer, FabricationMode, set_number_of_threads)
+    from pacsynth import (
+        AccuracyMode,
+        Dataset,
+        DpAggregateSeededParametersBuilder,
+        DpAggregateSeededSynthesizer,
+        FabricationMode,
+        set_number_of_threads,
+    )
 
     set_number_of_threads(2)
     t0 = time.perf_counter()
@@ -163,7 +173,8 @@ def worker_pac(data_path: str, epsilon: float, runs: int, exact: dict) -> dict:
               .percentile_epsilon_proportion(PERCENTILE_EPS_PROPORTION)
               .number_of_records_epsilon_proportion(RECORDS_EPS_PROPORTION)
               .accuracy_mode(AccuracyMode.balanced())
-              .fabrication_mode(FabricationMode.custom_adaptive({l: 1.0 for l in range(2, REPORTING_LENGTH + 1)}))
+              .fabrication_mode(FabricationMode.custom_adaptive({length: 1.0
+                                                                 for length in range(2, REPORTING_LENGTH + 1)}))
               .build())
     results = []
     for _ in range(runs):
@@ -245,28 +256,30 @@ def print_report(all_results: dict, exact: dict, runs: int) -> None:
     lengths = range(1, REPORTING_LENGTH + 1)
     print()
     print("Exact (sensitive) combinations per length:",
-          {l: sum(1 for c in exact if len(c) == l) for l in lengths})
+          {length: sum(1 for c in exact if len(c) == length) for length in lengths})
     print(f"Cells: mean ± sd over {runs} runs with secure noise. MAE over combinations present in both; "
           "suppressed/fabricated in % of exact combinations of that length (counts in brackets).")
-    header = ["eps", "tool"] + [f"MAE l={l}" for l in lengths] + [f"suppr% l={l}" for l in lengths]
+    header = ["eps", "tool"] + [f"MAE l={length}" for length in lengths] + [f"suppr% l={length}" for length in lengths]
     rows = []
     for (eps, tool), res in all_results.items():
-        row = [f"{eps:g}", tool] + [_ms(_cell(res, l, "mae")) for l in lengths]
-        row += [f"{_ms(_cell(res, l, 'suppressed_pct'))} ({np.mean(_cell(res, l, 'suppressed')):.0f})" for l in lengths]
+        row = [f"{eps:g}", tool] + [_ms(_cell(res, length, "mae")) for length in lengths]
+        row += [f"{_ms(_cell(res, length, 'suppressed_pct'))} ({np.mean(_cell(res, length, 'suppressed')):.0f})"
+                for length in lengths]
         rows.append(row)
     _table(header, rows)
-    header = ["eps", "tool"] + [f"fabr% l={l}" for l in lengths] + [f"pres l={l}" for l in lengths]
+    header = ["eps", "tool"] + [f"fabr% l={length}" for length in lengths] + [f"pres l={length}" for length in lengths]
     rows = []
     for (eps, tool), res in all_results.items():
         row = [f"{eps:g}", tool]
-        row += [f"{_ms(_cell(res, l, 'fabricated_pct'))} ({np.mean(_cell(res, l, 'fabricated')):.0f})" for l in lengths]
-        row += [_ms(_cell(res, l, "preservation")) for l in lengths]
+        row += [f"{_ms(_cell(res, length, 'fabricated_pct'))} ({np.mean(_cell(res, length, 'fabricated')):.0f})"
+                for length in lengths]
+        row += [_ms(_cell(res, length, "preservation")) for length in lengths]
         rows.append(row)
     _table(header, rows)
     header = ["eps", "tool", "released l=1..3", "|n'-N|", "DP step s", "setup s", "peak RSS MB"]
     rows = []
     for (eps, tool), res in all_results.items():
-        released = "/".join(f"{np.mean(_cell(res, l, 'released')):.0f}" for l in lengths)
+        released = "/".join(f"{np.mean(_cell(res, length, 'released')):.0f}" for length in lengths)
         setup = " + ".join(f"{k} {v:.1f}" for k, v in res["setup_seconds"].items())
         rows.append([f"{eps:g}", tool, released, _ms([r["records_error"] for r in res["runs"]]),
                      _ms([r["seconds"] for r in res["runs"]]), setup, f"{res['peak_rss_mb']:.0f}"])
@@ -281,19 +294,19 @@ def print_report(all_results: dict, exact: dict, runs: int) -> None:
     for eps in sorted({e for e, _ in all_results}):
         ours, pac = all_results[(eps, "ksynth-spark")], all_results[(eps, "pac-synth")]
         marks = []
-        for l in lengths:
-            a, b = np.array(_cell(ours, l, "mae")), np.array(_cell(pac, l, "mae"))
+        for length in lengths:
+            a, b = np.array(_cell(ours, length, "mae")), np.array(_cell(pac, length, "mae"))
             sa, sb = (a.std(ddof=1), b.std(ddof=1)) if b.size > 1 else (0.0, 0.0)
             se = math.sqrt(sa ** 2 / a.size + sb ** 2 / b.size)
             z = (a.mean() - b.mean()) / se if se > 0 else 0.0
-            marks.append(f"l={l}: {a.mean():.2f} vs {b.mean():.2f} ± {sb:.2f} -> pac sd "
+            marks.append(f"l={length}: {a.mean():.2f} vs {b.mean():.2f} ± {sb:.2f} -> pac sd "
                          f"{'ok' if a.mean() <= b.mean() + sb else 'WORSE'}, pooled {z:+.1f} SE")
         print(f"  eps {eps:g}: " + "; ".join(marks))
 
 
 def _table(header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
-    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows, strict=True)]
+    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"  # noqa: E731
     print()
     print(line(header))
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")

@@ -5,8 +5,8 @@ Usage::
     .venv/bin/python benchmarks/generate.py [--modes row_seeded unseeded ...] [--k 10] [--length 4]
 
 Spark start-up, loading and the aggregate stage (which aggregate_seeded needs) are done first
-and not timed. For every mode the script times :func:`ksynth_spark.synthesize.synthesize`
-(which materialises the numbered records) and samples, every 50 ms, the resident memory of
+and not timed. For every mode the script times :func:`ksynth_spark.synthesis.stage.synthesize`
+(which materialises the numbered distinct records) and samples, every 50 ms, the resident memory of
 the whole process tree read from ``/proc``: this Python driver, the Spark JVM and the Python
 workers. Reported peaks are per mode; "python" is driver + workers, "total" adds the JVM.
 
@@ -17,6 +17,7 @@ adult on the same 2 cores; the target is at most 23 s and under 2 GB.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 import time
@@ -30,7 +31,7 @@ from ksynth_spark.aggregate import aggregate  # noqa: E402
 from ksynth_spark.config import SYNTHESIS_MODES, Config, SparkSettings  # noqa: E402
 from ksynth_spark.load import load_encoded  # noqa: E402
 from ksynth_spark.session import get_session  # noqa: E402
-from ksynth_spark.synthesize import synthesize  # noqa: E402
+from ksynth_spark.synthesis.stage import synthesize  # noqa: E402
 
 BASELINE_SECONDS = 230.0
 BASELINE_BYTES = 14e9
@@ -61,15 +62,15 @@ def main() -> None:
     print(f"{'mode':<17}{'wall s':>8}{'x faster':>10}{'python GB':>11}{'jvm GB':>8}{'total GB':>10}"
           f"{'records':>9}{'ratio':>8}{'suppressed':>11}")
     for mode in args.modes:
-        config.synthesis_mode = mode
+        mode_config = dataclasses.replace(config, synthesis_mode=mode)
         with PeakMemory() as memory:
             begin = time.perf_counter()
-            result = synthesize(spark, data, config, reportable, aggregates.reporting_length)
+            result = synthesize(spark, data, mode_config, reportable, aggregates.reporting_length)
             wall = time.perf_counter() - begin
         gb = {key: value / 1e9 for key, value in memory.peak_by_kind.items()}
         print(f"{mode:<17}{wall:>8.1f}{BASELINE_SECONDS / wall:>10.1f}{gb['python']:>11.2f}{gb['jvm']:>8.2f}"
-              f"{gb['total']:>10.2f}{result.n_records:>9}{result.expansion_ratio:>8.3f}"
-              f"{result.stats.get('attributes_suppressed', 0):>11}", flush=True)
+              f"{gb['total']:>10.2f}{result.n_records:>9}{result.records_per_sensitive_record:>8.3f}"
+              f"{result.stats.get('occurrences_suppressed', 0):>11}", flush=True)
         result.records.unpersist()
     print(f"baseline (2021 pipeline, row_seeded): {BASELINE_SECONDS:.0f} s, {BASELINE_BYTES / 1e9:.0f} GB")
     spark.stop()

@@ -1,26 +1,23 @@
-"""How row_seeded phase 1 (spec §4.1) scales with the number of sensitive records N.
+"""How row_seeded phase 1 scales with the number of sensitive records N (the kernel alone, one core).
 
-Phase 1 is the per-record work the executors run; its cost per record is what limits synthesis
-at 10^7 records and beyond. This benchmark runs the compiled kernel alone (no Spark) on Adult
-resampled to N rows, and prints the time per record and what that means for a whole table.
-
-The N-row tables are made in memory: rows of the Adult extract drawn uniformly with replacement,
-then each cell replaced with probability 2 % by the same column's cell of another drawn row (so
-marginals stay and some new, mostly rare, combinations appear, like
-``/work/shared/datasets/make_scaled.py`` does for files). Values are only trimmed, which is all
-Adult needs. The support index is built directly from the encoded matrix. The first ``--sample``
-records are synthesized with a fresh support cache, timed in two halves (the second half finds a
-warmer cache). The whole-table estimate uses the second half; a real task runs N / tasks records
-and finds its cache warmer still, so the estimate is an upper bound.
+Phase 1 runs over the DISTINCT sensitive rows: the copies of a row grow together and every
+support is computed over the distinct-row index (:mod:`ksynth_spark.synthesis`). This benchmark
+reads the N-row tables made by ``../shared/datasets/make_scaled.py`` (CSV files written outside
+the repository, e.g. ``/tmp/scaled/adult_<N>.csv``; made on demand), counts their distinct rows
+with pandas, builds the index and times the whole phase 1 in one process with a warm numba
+cache. It prints distinct rows, index size, seconds, time per record and the ratio to the first
+size, which is what the generate stage's per-record cost follows.
 
 Usage::
 
-    .venv/bin/python benchmarks/phase1_scaling.py [--rows 1e5 1e6 1e7] [--sample 3000] [--k 10]
+    .venv/bin/python benchmarks/phase1_scaling.py [--rows 1e6 1e7] [--data-dir /tmp/scaled] [--k 10]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,82 +28,63 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ksynth_spark import synthesis_kernels as K  # noqa: E402
+from ksynth_spark.combinations import csr_from_lists  # noqa: E402
+from ksynth_spark.randomness import row_hashes  # noqa: E402
+from ksynth_spark.synthesis.index import AttributeSpace, DistinctIndex  # noqa: E402
+from ksynth_spark.synthesis.paths import SupportOracle  # noqa: E402
+from ksynth_spark.synthesis.seeded import grow_rows  # noqa: E402
+
+MAKE_SCALED = REPO.parent / "shared" / "datasets" / "make_scaled.py"
 
 
-def encoded_adult() -> tuple[np.ndarray, np.ndarray]:
-    """``(matrix, attribute_columns)``: the Adult extract as an (n, C) matrix of attribute ids
-    in canonical order (-1 = empty cell) and the column of every id."""
-    frame = pd.read_csv(REPO / "data" / "adult.csv.gz", dtype=str, keep_default_na=False)
-    frame = frame.apply(lambda column: column.str.strip())
-    labels = sorted({f"{c}:{v}" for c in frame.columns for v in frame[c].unique() if v != ""})
-    ids = {label: i for i, label in enumerate(labels)}
+def scaled_table(rows: int, directory: str) -> str:
+    """Path of the N-row table, generated with make_scaled.py unless it already exists."""
+    path = os.path.join(directory, f"adult_{rows}.csv")
+    if not os.path.exists(path):
+        os.makedirs(directory, exist_ok=True)
+        subprocess.run([sys.executable, str(MAKE_SCALED), "--rows", str(rows), "--out", path], check=True,
+                       stderr=subprocess.DEVNULL)
+    return path
+
+
+def distinct_rows(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, AttributeSpace]:
+    """The table's distinct rows (CSR of canonical attribute ids), their counts, and the columns."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     columns = list(frame.columns)
-    attribute_columns = np.array([columns.index(label.split(":", 1)[0]) for label in labels], dtype=np.int64)
-    matrix = np.full(frame.shape, -1, dtype=np.int64)
-    for c, name in enumerate(columns):
-        values = frame[name].to_numpy()
-        present = values != ""
-        matrix[present, c] = [ids[f"{name}:{v}"] for v in values[present]]
-    return matrix, attribute_columns
-
-
-def resampled(matrix: np.ndarray, rows: int, seed: int, swap: float = 0.02) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    table = matrix[rng.integers(0, len(matrix), rows)]
-    swapped = rng.random(table.shape) < swap
-    donors = rng.integers(0, len(matrix), int(swapped.sum()))
-    table[swapped] = matrix[donors, np.nonzero(swapped)[1]]
-    return table
-
-
-def support_index(table: np.ndarray, space: K.AttributeSpace, k: int) -> K.SupportIndex:
-    n = len(table)
-    n_words = max(1, (n + 63) // 64)
-    bits = np.zeros((space.n_attrs, n_words), dtype=np.uint64)
-    for attr in range(space.n_attrs):
-        mask = np.zeros(n_words * 64, dtype=bool)
-        mask[:n] = table[:, space.columns[attr]] == attr
-        bits[attr] = np.packbits(mask, bitorder="little").view(np.uint64)
-    return K.SupportIndex(bits, space, n, k)
+    grouped = frame.groupby(columns).size().reset_index(name="weight")
+    labels = sorted({f"{c}:{v}" for c in columns for v in grouped[c].unique() if v != ""})
+    ids = {label: i for i, label in enumerate(labels)}
+    records = [[ids[f"{c}:{v}"] for c, v in zip(columns, row) if v != ""]
+               for row in grouped[columns].itertuples(index=False)]
+    offsets, flat = csr_from_lists(records)
+    space = AttributeSpace(np.array([columns.index(label.split(":", 1)[0]) for label in labels]), len(columns))
+    return offsets, flat, grouped["weight"].to_numpy(np.int64), space
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", nargs="+", type=float, default=[1e5, 1e6, 1e7])
-    parser.add_argument("--sample", type=int, default=3000, help="records synthesized per N (timed)")
+    parser.add_argument("--rows", nargs="+", type=float, default=[1e6, 1e7])
+    parser.add_argument("--data-dir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "scaled"))
     parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--cache-size", type=int, default=100000)
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--cache", type=int, default=100_000)
     args = parser.parse_args()
-
-    matrix, attribute_columns = encoded_adult()
-    space = K.AttributeSpace(attribute_columns, matrix.shape[1])
-    warm = support_index(matrix, space, args.k)  # compiles the kernels outside the timings
-    K.row_seeded_phase1(K.SupportOracle(warm, 16), args.seed, np.arange(2), np.array([0, 1, 2]), np.array([0, 1]))
-    print(f"{'N':>12} {'index s':>8} {'ms/rec 1st':>10} {'ms/rec 2nd':>10} {'all N, 1 core':>16} {'cache hits':>11}")
-    for rows in (int(r) for r in args.rows):
-        table = resampled(matrix, rows, args.seed)
+    print(f"{'records':>11} {'distinct':>9} {'index MB':>9} {'phase 1 s':>10} {'µs/record':>10} {'ratio':>6}")
+    first = None
+    for n in (int(r) for r in args.rows):
+        offsets, ids, weights, space = distinct_rows(scaled_table(n, args.data_dir))
+        index = DistinctIndex(offsets, ids, weights, space, args.k)
+        oracle = SupportOracle(index, args.cache)
+        hashes = row_hashes(offsets, ids)
+        grow_rows(oracle, 1, hashes[:5], offsets[:6], ids, weights[:5])       # compile / load the numba cache
+        oracle = SupportOracle(index, args.cache)
         started = time.perf_counter()
-        index = support_index(table, space, args.k)
-        built = time.perf_counter() - started
-        sample = table[: args.sample]
-        present = sample >= 0
-        ids = np.sort(sample, axis=1)
-        ids = ids[ids >= 0]
-        offsets = np.concatenate(([0], np.cumsum(present.sum(axis=1))))
-        oracle = K.SupportOracle(index, args.cache_size)
-        half = len(sample) // 2
-        seconds = []
-        for part in (slice(0, half), slice(half, len(sample))):  # cold cache, then warmer
-            record_ids = np.arange(len(sample))[part]
-            started = time.perf_counter()
-            K.row_seeded_phase1(oracle, args.seed, record_ids, offsets[part.start:part.stop + 1], ids)
-            seconds.append((time.perf_counter() - started) / len(record_ids))
-        hours = seconds[1] * rows / 3600
-        total = oracle.cache.hits + oracle.cache.misses
-        print(f"{rows:>12,} {built:>8.1f} {seconds[0] * 1e3:>10.3f} {seconds[1] * 1e3:>10.3f} {hours:>14.2f} h "
-              f"{oracle.cache.hits / max(1, total):>10.0%}", flush=True)
+        grown = grow_rows(oracle, 1, hashes, offsets, ids, weights)
+        seconds = time.perf_counter() - started
+        assert int(grown.runs.sum()) == n
+        per_record = seconds / n * 1e6
+        first = first or per_record
+        print(f"{n:>11,} {len(weights):>9,} {index.nbytes / 1e6:>9.1f} {seconds:>10.1f} {per_record:>10.2f} "
+              f"{per_record / first:>6.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -20,18 +19,20 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
+from ksynth_spark.arrow_jobs import broadcast, csr, map_batches, map_partitions, numbers, record_batch
 from ksynth_spark.combinations import (
     ColumnLayout,
     ComboCodec,
+    column_set_shards,
     count_by_column_sets,
     count_combinations,
     fits_column_sets,
     shortest_member_length,
     shortest_member_length_by_column_sets,
     sortable,
+    walk_column_sets,
 )
 from ksynth_spark.config import Config
-from ksynth_spark.arrow_jobs import broadcast, csr, map_batches, map_partitions, numbers, record_batch
 from ksynth_spark.model import EncodedData
 from ksynth_spark.numerics import floor_k
 
@@ -140,7 +141,8 @@ def with_selections(df: DataFrame, data: EncodedData, order: str = "ordinal") ->
     ranks = data.selection_ranks(order)
     if np.array_equal(ranks, np.arange(len(ranks))):  # ordinal order: ``attrs`` is already sorted by rank
         label_lit = F.array(*[F.lit(s) for s in labels])
-        return df.withColumn("selections", F.array_join(F.transform("attrs", lambda a: F.element_at(label_lit, a + 1)), ";"))
+        labels_of = F.transform("attrs", lambda a: F.element_at(label_lit, a + 1))
+        return df.withColumn("selections", F.array_join(labels_of, ";"))
     by_rank = [labels[i] for i in np.argsort(ranks)]
     rank_lit = F.array(*[F.lit(int(r)) for r in ranks])
     label_lit = F.array(*[F.lit(s) for s in by_rank])
@@ -158,6 +160,9 @@ class CombinationCounts:
         packed: ``k0.., count`` keyed by packed combination (fast set lookups).
         decoded: ``attrs, length, count``.
         codec: The packing used for ``packed``.
+        layout: The attribute→column layout.
+        shortest: Records per (shortest unique length, shortest rare length) when the counting
+            pass computed them (``lu, lq, n``; 0 = none), else None.
     """
 
     rows: DataFrame
@@ -165,6 +170,7 @@ class CombinationCounts:
     decoded: DataFrame
     codec: ComboCodec
     layout: ColumnLayout
+    shortest: pd.DataFrame | None = None
 
     def release(self) -> None:
         """Drops the cached intermediate tables."""
@@ -183,13 +189,108 @@ class CombinationCounts:
         return np.sort(sortable(packed)), np.sort(sortable(packed[unique]))
 
 
-def count_combinations_df(weighted: DataFrame, data: EncodedData, max_length: int) -> CombinationCounts:
+#: Counting tasks per core of the column-set shards (a few per core balance the shards).
+SHARDS_PER_CORE = 3
+
+
+@dataclass(frozen=True)
+class _ShardInputs:
+    """What every counting task reads (broadcast): the distinct rows as a codes matrix."""
+
+    codes: np.ndarray
+    weights: np.ndarray
+    shards: list
+    k: int | None
+
+
+def _count_by_shards(weighted: DataFrame, codec: ComboCodec, layout: ColumnLayout, max_length: int,
+                     k: int | None) -> tuple[DataFrame, DataFrame, pd.DataFrame | None]:
+    """Counts every combination with the column sets split across tasks; every task walks its
+    column sets over ALL distinct rows, so its counts are final (no partial counts to shuffle)
+    and, with ``k``, it also finds each row's shortest unique and rare combination.
+
+    Collected to the driver and broadcast: the distinct rows as a ``D × C`` codes matrix and
+    their weights (``4·C + 8`` bytes per distinct row). Collected back: per task, two bytes per
+    distinct row (the shortest lengths), when ``k`` is given.
+
+    Returns:
+        ``(rows, packed, shortest)``: the persisted distinct rows, the persisted ``k0.., count``
+        table, and (with ``k``) ``lu, lq, n``: records per (shortest unique length, shortest
+        rare length), 0 = none.
+    """
+    spark = weighted.sparkSession
+    rows = weighted.select("attrs", "weight").persist(StorageLevel.MEMORY_AND_DISK)
+    table = rows.toArrow()
+    offsets, ids = csr(table)
+    weights = numbers(table, "weight")
+    codes = layout.wide_codes(offsets, ids)
+    n_tasks = max(1, spark.sparkContext.defaultParallelism * SHARDS_PER_CORE)
+    shards = column_set_shards(layout, max_length, n_tasks)
+    keys = _key_columns(codec)
+    schema = ", ".join(f"{c} long" for c in keys) + ", count long, shortest binary"
+
+    def kernel(batch: pa.RecordBatch, shared):
+        inputs = shared.value
+        weights_f = inputs.weights.astype(np.float64)
+        n = inputs.codes.shape[0]
+        for task in numbers(batch, "id"):
+            unique = np.zeros(n, np.uint8)
+            rare = np.zeros(n, np.uint8)
+            for group in walk_column_sets(layout, inputs.codes, max_length, roots=inputs.shards[task]):
+                counts = np.rint(np.bincount(group.inverse, weights=weights_f[group.rows],
+                                             minlength=len(group.distinct_attrs))).astype(np.int64)
+                packed = codec.pack(group.distinct_attrs)
+                yield pa.RecordBatch.from_arrays([pa.array(packed[:, i]) for i in range(codec.n_words)]
+                                                 + [pa.array(counts), pa.nulls(len(counts), pa.binary())],
+                                                 names=keys + ["count", "shortest"])
+                if inputs.k is not None:
+                    size = len(group.columns)
+                    for lengths, hit in ((unique, counts == 1), (rare, counts < inputs.k)):
+                        found = group.rows[hit[group.inverse]]
+                        current = lengths[found]
+                        lengths[found[(current == 0) | (current > size)]] = size
+            if inputs.k is not None:
+                blob = pa.array([np.concatenate([unique, rare]).tobytes()], pa.binary())
+                yield pa.RecordBatch.from_arrays([pa.array([int(task)])] + [pa.array([0])] * (codec.n_words - 1)
+                                                 + [pa.array([-1]), blob], names=keys + ["count", "shortest"])
+
+    with broadcast(spark, _ShardInputs(codes, weights, shards, k)) as shared:
+        tasks = spark.range(0, len(shards), numPartitions=len(shards))
+        out = map_batches(tasks, schema, kernel, setup=lambda: shared).persist(StorageLevel.MEMORY_AND_DISK)
+        packed = out.filter(F.col("count") >= 0).select(*keys, "count").persist(StorageLevel.MEMORY_AND_DISK)
+        packed.count()
+        blobs = out.filter(F.col("count") < 0).select("shortest").collect() if k is not None else []
+    out.unpersist()
+    shortest = None
+    if k is not None:
+        n = len(weights)
+        unique = np.zeros(n, np.uint8)
+        rare = np.zeros(n, np.uint8)
+        for blob in blobs:
+            arrays = np.frombuffer(blob["shortest"], dtype=np.uint8)
+            for lengths, part in ((unique, arrays[:n]), (rare, arrays[n:])):
+                take = (part > 0) & ((lengths == 0) | (part < lengths))
+                lengths[take] = part[take]
+        shortest = (pd.DataFrame({"lu": unique.astype(int), "lq": rare.astype(int), "n": weights})
+                    .groupby(["lu", "lq"], as_index=False)["n"].sum())
+    return rows, packed, shortest
+
+
+def count_combinations_df(weighted: DataFrame, data: EncodedData, max_length: int,
+                          k: int | None = None) -> CombinationCounts:
     """Counts every combination of length 1..max_length of weighted distinct attribute sets
-    (``attrs, weight``; ids of ``data.attributes``) on executors. The attribute→column layout
-    (small) is shipped to tasks. The number of counting tasks follows ``data.n_rows``
-    (:func:`counting_partitions`), close enough for synthetic rows too."""
+    (``attrs, weight``; ids of ``data.attributes``) on executors.
+
+    When every column set's code space fits int64 (always, but for columns with extreme
+    numbers of values), the column sets are split across tasks (:func:`_count_by_shards`);
+    with ``k`` the records analysis is computed in the same pass. Otherwise the rows are split
+    across tasks that enumerate combinations, and Spark sums their partial counts.
+    """
     codec = ComboCodec(max(1, data.n_attributes), max(1, max_length))
     layout = ColumnLayout.from_attr_columns(data.attribute_columns, len(data.headers))
+    if fits_column_sets(layout, max_length):
+        rows, packed, shortest = _count_by_shards(weighted, codec, layout, max_length, k)
+        return CombinationCounts(rows, packed, decode_keys(packed, codec), codec, layout, shortest)
     partitions = counting_partitions(weighted.sparkSession, data.n_rows)
     rows = counting_rows(weighted, partitions).persist(StorageLevel.MEMORY_AND_DISK)
     packed = count_packed(rows, codec, layout, max_length).persist(StorageLevel.MEMORY_AND_DISK)
@@ -217,20 +318,39 @@ def rare_by_length(sensitive: DataFrame, k: int) -> pd.DataFrame:
         [(int(r["length"]), int(r["combo_count"]), int(r["rare_count"])) for r in rows],
         columns=["sen_combo_length", "combo_count", "rare_count"],
     )
-    table["rare_proportion"] = np.where(table["combo_count"] > 0, table["rare_count"] / table["combo_count"].clip(lower=1), 0.0)
+    share = table["rare_count"] / table["combo_count"].clip(lower=1)
+    table["rare_proportion"] = np.where(table["combo_count"] > 0, share, 0.0)
     return table
 
 
 def records_analysis(spark, counts: CombinationCounts, max_length: int, k: int,
                      n_records: int) -> tuple[pd.DataFrame, dict]:
-    """Spec §2.6 (protected): records with unique / rare combinations at their shortest length.
+    """Records with unique / rare combinations at their shortest length (protected counts).
 
-    The packed keys of rare combinations (count < k) are collected to the driver and broadcast
-    (8 bytes per key per word); each executor then finds, for each distinct record, the shortest
-    length with a unique and with a rare combination. Only per-length record counts come back.
+    Every record is counted at most once: as unique at the shortest length where one of its
+    combinations is seen once, otherwise as rare at the shortest length where one is seen fewer
+    than k times. The shortest lengths come from the counting pass (or, for tables counted by
+    enumeration, from :func:`_shortest_by_broadcast`); only per-length record counts are kept.
     """
-    codec = counts.codec
-    layout = counts.layout
+    if counts.shortest is not None:
+        lengths = counts.shortest.to_dict("records")
+    else:
+        lengths = _shortest_by_broadcast(spark, counts, max_length, k)
+    unique = np.zeros(max_length + 1, dtype=np.int64)
+    rare_only = np.zeros(max_length + 1, dtype=np.int64)
+    for r in lengths:
+        if r["lu"] > 0:
+            unique[r["lu"]] += r["n"]
+        elif r["lq"] > 0:
+            rare_only[r["lq"]] += r["n"]
+    return _analysis_table(unique, rare_only, k, n_records, max_length)
+
+
+def _shortest_by_broadcast(spark, counts: CombinationCounts, max_length: int, k: int) -> list:
+    """``lu, lq, n`` rows of the records analysis when counting did not compute them: the
+    packed keys of rare combinations (count < k) are collected to the driver and broadcast (8
+    bytes per key per word); executors find each distinct row's shortest unique and rare length."""
+    codec, layout = counts.codec, counts.layout
     by_column_sets = fits_column_sets(layout, max_length)
 
     def shortest(offsets, ids, members):
@@ -245,16 +365,8 @@ def records_analysis(spark, counts: CombinationCounts, max_length: int, k: int,
                             weight=numbers(batch, "weight"))
 
     with broadcast(spark, counts.rare_keys(k)) as shared:
-        lengths = (map_batches(counts.rows, "lu int, lq int, weight long", kernel, setup=lambda: shared)
-                   .groupBy("lu", "lq").agg(F.sum("weight").alias("n")).collect())
-    unique = np.zeros(max_length + 1, dtype=np.int64)
-    rare_only = np.zeros(max_length + 1, dtype=np.int64)
-    for r in lengths:
-        if r["lu"] > 0:
-            unique[r["lu"]] += r["n"]
-        elif r["lq"] > 0:
-            rare_only[r["lq"]] += r["n"]
-    return _analysis_table(unique, rare_only, k, n_records, max_length)
+        return (map_batches(counts.rows, "lu int, lq int, weight long", kernel, setup=lambda: shared)
+                .groupBy("lu", "lq").agg(F.sum("weight").alias("n")).collect())
 
 
 def _analysis_table(unique: np.ndarray, rare: np.ndarray, k: int, n_records: int, max_length: int):
@@ -289,7 +401,7 @@ def aggregate(spark, data: EncodedData, config: Config) -> AggregateResult:
     length = config.effective_reporting_length(len(data.headers))
     started = time.monotonic()
     log.info("aggregate: counting combinations of length 1..%d over %d records", length, data.n_records)
-    counts = count_combinations_df(data.rows, data, length)
+    counts = count_combinations_df(data.rows, data, length, k)
     sensitive = with_selections(counts.decoded, data, config.selection_order).persist(StorageLevel.MEMORY_AND_DISK)
     by_length = rare_by_length(sensitive, k)  # the first job over ``sensitive``: fills its cache
     log.info("aggregate: %d distinct combinations counted in %.1f s", int(by_length["combo_count"].sum()),

@@ -12,10 +12,10 @@ These kernels run inside Spark executors (``mapInArrow``) and in tests as plain 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import combinations
-from typing import Iterator
 
 import numpy as np
 
@@ -263,7 +263,9 @@ def csr_from_lists(records: list[list[int]] | list[np.ndarray]) -> tuple[np.ndar
     """Builds ``(offsets, ids)`` from per-record id lists (each list sorted here)."""
     sizes = np.array([len(r) for r in records], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    ids = np.concatenate([np.sort(np.asarray(r, dtype=np.int64)) for r in records]) if len(records) else np.zeros(0, np.int64)
+    if not len(records):
+        return offsets, np.zeros(0, np.int64)
+    ids = np.concatenate([np.sort(np.asarray(r, dtype=np.int64)) for r in records])
     return offsets, ids.astype(np.int64)
 
 
@@ -283,7 +285,7 @@ class ColumnLayout:
     column_attrs: tuple
 
     @classmethod
-    def from_attr_columns(cls, attr_column: np.ndarray, n_columns: int) -> "ColumnLayout":
+    def from_attr_columns(cls, attr_column: np.ndarray, n_columns: int) -> ColumnLayout:
         """Builds the layout from the column index of every attribute id."""
         attr_column = np.asarray(attr_column, dtype=np.int64)
         attr_code = np.zeros(len(attr_column), dtype=np.int64)
@@ -340,12 +342,18 @@ def _distinct_codes(combined: np.ndarray, space: int) -> tuple[np.ndarray, np.nd
     return np.unique(combined, return_inverse=True)
 
 
-def walk_column_sets(layout: ColumnLayout, codes: np.ndarray, max_length: int) -> Iterator[ColumnSetGroup]:
-    """Visits every column set of 1..max_length columns depth first.
+def walk_column_sets(layout: ColumnLayout, codes: np.ndarray, max_length: int,
+                     roots: list[tuple[int, ...]] | None = None) -> Iterator[ColumnSetGroup]:
+    """Visits column sets of 1..max_length columns depth first.
 
     A prefix keeps the rows where all its columns are present and their mixed-radix code;
     extending it by one column filters those rows and refines the code, so work shrinks with
     depth and no sort over all combination instances is needed.
+
+    Args:
+        roots: Visit only these subtrees (see :func:`column_set_shards`): a root ``(c,)`` is the
+            single column set ``{c}``; a root ``(c1, c2)`` is ``{c1, c2}`` and every extension by
+            columns after ``c2``. Default: every column set.
 
     Raises:
         OverflowError: If a code space exceeds int64 (see :func:`fits_column_sets`).
@@ -353,26 +361,69 @@ def walk_column_sets(layout: ColumnLayout, codes: np.ndarray, max_length: int) -
     cards = layout.cardinalities
     n_columns = codes.shape[1]
 
+    def step(columns, rows, combined, space, column):
+        values = codes[rows, column]
+        keep = values > 0
+        if not keep.any():
+            return None
+        card = int(cards[column])
+        next_space = space * card
+        if next_space >= (1 << 62):
+            raise OverflowError("column-set code space exceeds int64")
+        next_combined = combined[keep] * card + (values[keep].astype(np.int64) - 1)
+        return columns + [column], rows[keep], next_combined, next_space
+
+    def group(columns, rows, combined, space):
+        present, inverse = _distinct_codes(combined, space)
+        return ColumnSetGroup(columns, rows, _decode(layout, columns, present), inverse)
+
     def extend(columns, rows, combined, space):
         for column in range(columns[-1] + 1 if columns else 0, n_columns):
-            values = codes[rows, column]
-            keep = values > 0
-            if not keep.any():
+            found = step(columns, rows, combined, space, column)
+            if found is None:
                 continue
-            card = int(cards[column])
-            next_space = space * card
-            if next_space >= (1 << 62):
-                raise OverflowError("column-set code space exceeds int64")
-            next_rows = rows[keep]
-            next_combined = combined[keep] * card + (values[keep].astype(np.int64) - 1)
-            next_columns = columns + [column]
-            present, inverse = _distinct_codes(next_combined, next_space)
-            yield ColumnSetGroup(next_columns, next_rows, _decode(layout, next_columns, present), inverse)
-            if len(next_columns) < max_length:
-                yield from extend(next_columns, next_rows, next_combined, next_space)
+            yield group(*found)
+            if len(found[0]) < max_length:
+                yield from extend(*found)
 
     all_rows = np.arange(codes.shape[0])
-    yield from extend([], all_rows, np.zeros(len(all_rows), dtype=np.int64), 1)
+    start = ([], all_rows, np.zeros(len(all_rows), dtype=np.int64), 1)
+    if roots is None:
+        yield from extend(*start)
+        return
+    for root in roots:
+        found = start
+        for column in root:
+            found = step(*found, column)
+            if found is None:
+                break
+        if found is None:
+            continue
+        yield group(*found)
+        if len(root) == 2 and len(root) < max_length:
+            yield from extend(*found)
+
+
+def column_set_shards(layout: ColumnLayout, max_length: int, n_shards: int) -> list[list[tuple[int, ...]]]:
+    """Splits every column set of 1..max_length columns into ``n_shards`` groups of subtrees
+    (roots for :func:`walk_column_sets`) of about equal cost: the single sets ``(c,)`` and the
+    pairs ``(c1, c2)`` with their extensions. A subtree's cost is estimated as the number of
+    column sets it holds (each walks at most all rows); shards are filled largest first."""
+    n_columns = len(layout.column_attrs)
+    roots: list[tuple[tuple[int, ...], int]] = [((c,), 1) for c in range(n_columns)]
+    if max_length >= 2:
+        for c1 in range(n_columns):
+            for c2 in range(c1 + 1, n_columns):
+                rest = n_columns - 1 - c2
+                roots.append(((c1, c2), sum(math.comb(rest, j) for j in range(max_length - 1))))
+    roots.sort(key=lambda item: (-item[1], item[0]))
+    shards: list[list[tuple[int, ...]]] = [[] for _ in range(max(1, n_shards))]
+    load = [0] * len(shards)
+    for root, cost in roots:
+        target = min(range(len(shards)), key=lambda i: (load[i], i))
+        shards[target].append(root)
+        load[target] += cost
+    return [sorted(shard) for shard in shards if shard]
 
 
 def _decode(layout: ColumnLayout, columns: list, present: np.ndarray) -> np.ndarray:

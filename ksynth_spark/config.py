@@ -20,7 +20,7 @@ import secrets
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Union
 
 import yaml
 
@@ -47,7 +47,7 @@ class SparkSettings:
         conf: Extra Spark settings; every key must start with ``spark.``.
     """
 
-    master: Optional[str] = None
+    master: str | None = None
     app_name: str = "ksynth-spark"
     delta_package: str = DEFAULT_DELTA_PACKAGE
     conf: dict[str, str] = field(default_factory=dict)
@@ -75,7 +75,7 @@ class Config:
     sensitive_microdata_path: str = ""
     sensitive_microdata_delimiter: str = ","
     input_format: Literal["csv", "parquet", "delta", "table"] = "csv"
-    subject_id: Optional[str] = None
+    subject_id: str | None = None
     use_columns: list[str] = field(default_factory=list)
     multi_value_columns: dict[str, str] = field(default_factory=dict)
     sensitive_zeros: list[str] = field(default_factory=list)
@@ -86,32 +86,32 @@ class Config:
     selection_order: Literal["ordinal", "case_insensitive"] = "ordinal"
     # synthesis (spec §4)
     synthesis_mode: SynthesisMode = "row_seeded"
-    oversampling_ratio: Optional[float] = None
-    oversampling_tries: Optional[int] = None
+    oversampling_ratio: float | None = None
+    oversampling_tries: int | None = None
     use_synthetic_counts: bool = False
-    weight_selection_percentile: Optional[float] = None
-    aggregate_seeded_counts_scale_factor: Optional[float] = None
-    aggregate_seeded_target_number_of_records: Optional[int] = None
+    weight_selection_percentile: float | None = None
+    aggregate_seeded_counts_scale_factor: float | None = None
+    aggregate_seeded_target_number_of_records: int | None = None
     # differential privacy (spec §3, defaults of §11)
     dp_aggregates: bool = False
     noise_epsilon: float = 4.0
-    delta_factor: Optional[float] = None
+    delta_factor: float | None = None
     percentile_percentage: int = 99
     percentile_epsilon_proportion: float = 0.01
-    number_of_records_epsilon_proportion: Optional[float] = 0.005
-    sigma_proportions: Optional[list[float]] = None
+    number_of_records_epsilon_proportion: float | None = 0.005
+    sigma_proportions: list[float] | None = None
     noise_threshold_type: Literal["fixed", "adaptive"] = "adaptive"
     noise_threshold_values: dict[int, float] = field(default_factory=dict)
-    dp_test_seed: Optional[int] = None
+    dp_test_seed: int | None = None
     # execution and outputs
     parallel_jobs: int = 1
     cache_max_size: int = 100000
     output_dir: str = "./"
     prefix: str = "my"
     empty_value: str = ""
-    seed: Optional[int] = None
+    seed: int | None = None
     table_format: Literal["delta", "parquet"] = "delta"
-    output_catalog: Optional[str] = None
+    output_catalog: str | None = None
     output_table_names: dict[str, str] = field(default_factory=dict)
     spark: SparkSettings = field(default_factory=SparkSettings)
     # showcase (spec §6.3, dashboard only)
@@ -139,7 +139,7 @@ class Config:
         return min(self.reporting_length, n_columns)
 
     # ------------------------------------------------------------------ validation
-    def validate(self) -> "Config":
+    def validate(self) -> Config:
         """Checks ranges and cross-key rules; returns self. Raises ConfigError."""
         if not self.sensitive_microdata_path:
             raise ConfigError(
@@ -316,7 +316,7 @@ def _build(cls: type, data: dict[str, Any], section: str) -> Any:
     return cls(**kwargs)
 
 
-def config_from_dict(data: Optional[dict[str, Any]], base_dir: Optional[str] = None) -> Config:
+def config_from_dict(data: dict[str, Any] | None, base_dir: str | None = None) -> Config:
     """Builds and validates a Config from a mapping (e.g. parsed YAML or notebook widgets).
 
     Args:
@@ -341,14 +341,15 @@ def config_from_dict(data: Optional[dict[str, Any]], base_dir: Optional[str] = N
     if base_dir is not None:
         for key in ("sensitive_microdata_path", "output_dir"):
             value = data.get(key)
-            is_table = key == "sensitive_microdata_path" and str(data.get("input_format", "")).strip().lower() == "table"
+            input_format = str(data.get("input_format", "")).strip().lower()
+            is_table = key == "sensitive_microdata_path" and input_format == "table"
             if isinstance(value, str) and value and not is_table and not (_has_scheme(value) or os.path.isabs(value)):
                 data[key] = os.path.normpath(os.path.join(base_dir, value))
         data.setdefault("output_dir", os.path.normpath(os.path.join(base_dir, "./")))
     return _build(Config, data, "")
 
 
-def load_config(path: str, overrides: Optional[dict[str, Any]] = None) -> Config:
+def load_config(path: str, overrides: dict[str, Any] | None = None) -> Config:
     """Reads a YAML config file, applies ``overrides`` (e.g. from the CLI) and validates it.
 
     Raises:
@@ -365,5 +366,25 @@ def load_config(path: str, overrides: Optional[dict[str, Any]] = None) -> Config
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"Config file {path} must hold a mapping of keys to values, not {type(data).__name__}.")
-    data.update(overrides or {})
-    return config_from_dict(data, base_dir=os.path.dirname(os.path.abspath(path)))
+    return config_from_dict(with_overrides(data, overrides), base_dir=os.path.dirname(os.path.abspath(path)))
+
+
+def with_overrides(data: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """``data`` with ``overrides`` applied; a dotted key such as ``spark.master`` or
+    ``spark.conf`` sets a key inside that section (the section's other keys are kept)."""
+    merged = dict(data)
+    for key, value in (overrides or {}).items():
+        section, dot, inner = str(key).partition(".")
+        if dot and section == "spark":
+            current = merged.get(section)
+            nested = dict(current) if isinstance(current, dict) else {}
+            if inner.startswith("conf.") and inner != "conf.":
+                conf = dict(nested.get("conf") or {})
+                conf[inner[len("conf."):]] = value
+                nested["conf"] = conf
+            else:
+                nested[inner] = value
+            merged[section] = nested
+        else:
+            merged[key] = value
+    return merged

@@ -1,8 +1,10 @@
 """Evaluate stage: how private and how useful is a synthetic dataset (spec §5)?
 
-The module's one job is to compare the synthetic records with the sensitive aggregates ``S``
-and the reportable aggregates ``P`` and to write the evaluation reports. All per-combination
-work runs on executors: the synthetic aggregates ``Y`` are counted with
+The module's one job is to compute the evaluation of a release: it compares the synthetic
+records with the sensitive aggregates ``S`` and the published aggregates ``P`` and returns an
+:class:`EvaluationResult`; it writes nothing (the renderers of :mod:`ksynth_spark.report.evaluation`
+turn the result into files, the pipeline writes them). All per-combination work runs on
+executors: the synthetic aggregates ``Y`` are counted with
 :func:`ksynth_spark.aggregate.count_combinations_df`, ``S`` and ``Y`` (and ``S`` and ``P``) are
 full-outer-joined on the combination, and every metric is a conditional sum over that join,
 grouped by ``(length, target count)``. Only that small grouped table (a few rows per length and
@@ -11,17 +13,9 @@ derived from it with pandas. Two further small results are collected: the single
 counts (one row per attribute) and the packed keys of the rare synthetic combinations, which are
 broadcast to find the synthetic records holding them (§5.6).
 
-File placement rule (what goes where under ``output_dir``):
-
-* ``release/`` gets only outputs derived from the synthetic data or aggregate-level metrics:
-  the synthetic aggregates, leakage and preservation by length and by count bucket, the two
-  stats files, the single-attribute synthetic-vs-protected counts, the charts of those tables
-  and ``<prefix>_summary.md``.
-* ``sensitive/`` gets files with per-combination or per-record facts about the sensitive data:
-  the synthetic rare combinations report (it carries sensitive counts per combination and
-  synthetic record ids), and the chart of the sensitive rare-by-length table (whose TSV the
-  aggregate stage already writes to ``sensitive/``).
-* ``tables/`` gets the synthetic aggregates table (``table_format``).
+Names and definitions of the metrics (and where this project departs from the reference, e.g.
+the overall mean proportional error and the expansion ratio) are those of
+:mod:`ksynth_spark.report.metrics`.
 """
 
 from __future__ import annotations
@@ -29,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -45,10 +39,18 @@ from ksynth_spark.aggregate import (
     decode_keys,
     with_selections,
 )
+from ksynth_spark.arrow_jobs import broadcast, csr, map_batches, numbers
 from ksynth_spark.combinations import enumerate_combinations, fits_column_sets, sortable, walk_column_sets
 from ksynth_spark.config import Config
-from ksynth_spark.arrow_jobs import broadcast, csr, map_batches, numbers
 from ksynth_spark.model import EncodedData
+from ksynth_spark.report.metrics import (
+    EXPANSION_RATIO,
+    LEAKED,
+    MEAN_PROPORTIONAL_ERROR,
+    NOT_IN_SYNTHETIC,
+    WITHHELD_FROM_PUBLISHED,
+    EvaluationHeadline,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +62,36 @@ _SUM_COLUMNS = ["n_x", "n_z", "n_suppressed", "n_fabricated", "n_common", "abs_e
                 "n_omega", "sum_pres", "sum_pe", "n_leak", "n_unsupported"]
 
 
+@dataclass(frozen=True)
+class LengthComparison:
+    """Spec §5.5 per length: mean source count and mean absolute error over common combinations."""
+
+    mean_count: float
+    mean_absolute_error: float
+
+
+@dataclass(frozen=True)
+class ComparisonMetrics:
+    """Spec §5.5 for a source X (the sensitive aggregates) and a target Z.
+
+    Attributes:
+        missing_pct: ``100·#{c in X : c not in Z} / #X`` (X includes rare combinations).
+        fabricated_pct: ``100·#{c in Z : c not in X} / #X``.
+        mean_absolute_error: ``Σ|X(c) − Z(c)| / #(X ∩ Z)``.
+        mean_count: ``Σ X(c) / #X``.
+        by_length: Per length with common combinations.
+    """
+
+    missing_pct: float
+    fabricated_pct: float
+    mean_absolute_error: float
+    mean_count: float
+    by_length: dict[int, LengthComparison] = field(default_factory=dict)
+
+
 @dataclass
 class EvaluationResult:
-    """Outputs of the evaluate stage.
+    """What the evaluate stage computed (nothing is written).
 
     Attributes:
         synthetic_aggregates: ``attrs, length, count, selections`` for every synthetic
@@ -72,24 +101,24 @@ class EvaluationResult:
             mean_proportional_error`` (§5.3).
         preservation_by_count: ``syn_count_bucket, mean_combo_count, mean_combo_length,
             count_preservation, mean_proportional_error``, edges descending (§5.4).
-        stats_synthetic: ``(Metric, Value)`` rows of ``P_stats_synthetic_data.tsv`` (S vs Y).
-        stats_aggregate: ``(Metric, Value)`` rows of ``P_stats_aggregate_counts.tsv`` (S vs P).
+        synthetic_vs_sensitive: §5.5 for S vs Y.
+        published_vs_sensitive: §5.5 for S vs P.
         synthetic_rare_combos: ``combo_length, combo, record_id, syn_count, sen_count`` (§5.6),
             ordered; persisted. Sensitive (sensitive counts per combination).
         single_attribute_counts: ``column, value, synthetic_count, protected_count`` for every
-            attribute present in the synthetic data or in the reportable aggregates.
-        headline: Headline figures (see :func:`evaluate`).
+            attribute present in the synthetic data or in the published aggregates.
+        headline: The headline figures.
     """
 
     synthetic_aggregates: DataFrame
     leakage_by_length: pd.DataFrame
     preservation_by_length: pd.DataFrame
     preservation_by_count: pd.DataFrame
-    stats_synthetic: list[tuple[str, str]]
-    stats_aggregate: list[tuple[str, str]]
+    synthetic_vs_sensitive: ComparisonMetrics
+    published_vs_sensitive: ComparisonMetrics
     synthetic_rare_combos: DataFrame
     single_attribute_counts: pd.DataFrame
-    headline: dict = field(default_factory=dict)
+    headline: EvaluationHeadline
 
 
 # ---------------------------------------------------------------------------------- comparison sums
@@ -191,13 +220,8 @@ def bucket_edges(max_count: int) -> list[int]:
     return edges
 
 
-def preservation_by_count(sums: pd.DataFrame) -> tuple[pd.DataFrame, float]:
-    """Spec §5.4 from S-vs-Y sums.
-
-    Returns:
-        ``(table, overall_mpe)``: the table has every edge, descending, empty buckets as zero
-        rows; ``overall_mpe`` is the **[COMPAT]** mean over ALL buckets of the bucket mean pe.
-    """
+def preservation_by_count(sums: pd.DataFrame) -> pd.DataFrame:
+    """Spec §5.4 from S-vs-Y sums: every edge, descending, empty buckets as zero rows."""
     in_y = sums[sums["n_z"] > 0]
     edges = bucket_edges(int(in_y["z"].max()) if len(in_y) else 0)
     frame = sums[sums["n_omega"] > 0].copy()
@@ -206,61 +230,46 @@ def preservation_by_count(sums: pd.DataFrame) -> tuple[pd.DataFrame, float]:
     frame["sum_length"] = frame["length"] * frame["n_omega"]
     per = frame.groupby("bucket")[["n_omega", "sum_z", "sum_length", "sum_pres", "sum_pe"]].sum()
     per = per.reindex(sorted(edges, reverse=True), fill_value=0)
-    table = pd.DataFrame({
+    return pd.DataFrame({
         "syn_count_bucket": per.index.astype(int),
         "mean_combo_count": _ratio(per["sum_z"], per["n_omega"]),
         "mean_combo_length": _ratio(per["sum_length"], per["n_omega"]),
         "count_preservation": _ratio(per["sum_pres"], per["n_omega"]),
         "mean_proportional_error": _ratio(per["sum_pe"], per["n_omega"]),
     })
-    return table, float(table["mean_proportional_error"].mean())
+
+
+class OverallPreservation(NamedTuple):
+    """Count preservation and mean proportional error over every evaluated combination."""
+
+    count_preservation: float
+    mean_proportional_error: float
+
+
+def overall_preservation(sums: pd.DataFrame) -> OverallPreservation:
+    """Count preservation and mean proportional error over every evaluated combination (all of Ω,
+    every length): the count-weighted means of the per-length values (0 when Ω is empty)."""
+    n_omega = float(sums["n_omega"].sum())
+    return OverallPreservation(float(_ratio(sums["sum_pres"].sum(), n_omega)),
+                               float(_ratio(sums["sum_pe"].sum(), n_omega)))
 
 
 # ---------------------------------------------------------------------------------- §5.5
-def summary_metrics(sums: pd.DataFrame, max_length: int, n_source: int, n_target: int) -> dict:
-    """Spec §5.5 for source X and target Z from their comparison sums.
-
-    Returns:
-        ``suppressed_pct, fabricated_pct, mae, mean_count, record_expansion_pct`` and, per length
-        ``l`` with common combinations, ``by_length[l] = (mean_count(l), mae(l))``.
-    """
+def comparison_metrics(sums: pd.DataFrame, max_length: int) -> ComparisonMetrics:
+    """Spec §5.5 for source X and target Z from their comparison sums."""
     per = _per_length(sums, max_length)
     n_x = float(per["n_x"].sum())
     by_length = {
-        int(length): (float(_ratio(row.sum_x, row.n_x)), float(_ratio(row.abs_error, row.n_common)))
+        int(length): LengthComparison(float(_ratio(row.sum_x, row.n_x)), float(_ratio(row.abs_error, row.n_common)))
         for length, row in per.iterrows() if row.n_common > 0
     }
-    return {
-        "suppressed_pct": float(100 * _ratio(per["n_suppressed"].sum(), n_x)),
-        "fabricated_pct": float(100 * _ratio(per["n_fabricated"].sum(), n_x)),
-        "mae": float(_ratio(per["abs_error"].sum(), per["n_common"].sum())),
-        "mean_count": float(_ratio(per["sum_x"].sum(), n_x)),
-        "record_expansion_pct": float(100 * (n_target / n_source - 1)) if n_source else 0.0,
-        "by_length": by_length,
-    }
-
-
-def _pct(value: float) -> str:
-    return f"{value:.2f} %"
-
-
-def stats_rows(metrics: dict, mean_proportional_error: float | None = None) -> list[tuple[str, str]]:
-    """``Metric, Value`` rows of the stats files (spec §6.1).
-
-    Args:
-        metrics: Output of :func:`summary_metrics`.
-        mean_proportional_error: If given (S vs Y), the ``Expansion Ratio`` and
-            ``Mean Proportional error %`` rows are appended.
-    """
-    rows = [("Suppressed combinations %", _pct(metrics["suppressed_pct"])),
-            ("Fabricated combinations %", _pct(metrics["fabricated_pct"]))]
-    for length, (mean, error) in sorted(metrics["by_length"].items()):
-        rows.append((f"{length}-counts mean value +/- mean error", f"{mean:.2f} +/- {error:.2f}"))
-    rows.append(("Mean value +/- Mean error", f"{metrics['mean_count']:.2f} +/- {metrics['mae']:.2f}"))
-    if mean_proportional_error is not None:
-        rows.append(("Expansion Ratio", _pct(metrics["record_expansion_pct"])))
-        rows.append(("Mean Proportional error %", _pct(100 * mean_proportional_error)))
-    return rows
+    return ComparisonMetrics(
+        missing_pct=float(100 * _ratio(per["n_suppressed"].sum(), n_x)),
+        fabricated_pct=float(100 * _ratio(per["n_fabricated"].sum(), n_x)),
+        mean_absolute_error=float(_ratio(per["abs_error"].sum(), per["n_common"].sum())),
+        mean_count=float(_ratio(per["sum_x"].sum(), n_x)),
+        by_length=by_length,
+    )
 
 
 # ---------------------------------------------------------------------------------- §5.6
@@ -316,8 +325,8 @@ def rare_combination_records(synthetic_records: DataFrame, counts, shared, max_l
 
     hits = map_batches(synthetic_records.select("syn_start", "count", "attrs"), schema, kernel,
                        setup=lambda: shared.value)
-    expanded = hits.select(F.explode(F.sequence("syn_start", F.col("syn_start") + F.col("count") - 1)).alias("record_id"),
-                           *keys)
+    rows = F.sequence("syn_start", F.col("syn_start") + F.col("count") - 1)
+    expanded = hits.select(F.explode(rows).alias("record_id"), *keys)
     return decode_keys(expanded, codec)
 
 
@@ -395,10 +404,11 @@ def synthetic_aggregates(data: EncodedData, synthetic: DataFrame, max_length: in
 
 
 def evaluate(spark, data: EncodedData, aggregates: AggregateResult, synthetic_records: DataFrame,
-             config: Config, reportable: Optional[DataFrame] = None,
-             reportable_record_count: Optional[int] = None) -> EvaluationResult:
-    """Runs spec §5 for ``synthetic_records`` (``syn_id long, attrs array<int>``; ``syn_id`` is
-    the 0-based row index of the record in the synthetic file).
+             config: Config, reportable: DataFrame | None = None,
+             reportable_record_count: int | None = None) -> EvaluationResult:
+    """Runs spec §5 for ``synthetic_records`` (``syn_start long, count long, attrs array<int>``:
+    the distinct synthetic records, whose copies are the 0-based synthetic rows
+    ``syn_start .. syn_start + count - 1``).
 
     ``reportable`` (``attrs, length, protected_count``) and its published record count default
     to the k-anonymous ``aggregates.reportable`` and ``floor_k(N)``; pass the DP table and its
@@ -409,17 +419,12 @@ def evaluate(spark, data: EncodedData, aggregates: AggregateResult, synthetic_re
     packed keys of the rare synthetic combinations (broadcast for §5.6). Never a record.
 
     Returns:
-        The :class:`EvaluationResult`; ``headline`` holds ``k, reporting_length, synthesis_mode,
-        records_in`` (the published record count, floor_k(N) by default), ``records_out`` (N_Y),
-        ``expansion_ratio`` (N_Y / N, as the synthesizer reports it), ``record_expansion_pct``
-        (spec §5.5: 100·(N_Y/N − 1), against the exact N), ``mean_proportional_error`` (§5.4 COMPAT overall),
-        ``leakage_total``, ``leakage_by_length``, ``suppressed_pct``, ``fabricated_pct``,
-        ``preservation_by_length``, ``synthetic_combinations``, ``synthetic_rare_combinations``
-        and ``unsupported_combinations`` (synthetic combinations with sensitive count < k).
+        The :class:`EvaluationResult`. Released figures use the published record count, never
+        the exact N (which a 2-decimal expansion ratio would reveal to within a few records).
     """
     k, length = config.k, aggregates.reporting_length
     reportable = aggregates.reportable if reportable is None else reportable
-    records_in = aggregates.protected_record_count if reportable_record_count is None else reportable_record_count
+    published = aggregates.protected_record_count if reportable_record_count is None else reportable_record_count
     started = time.monotonic()
     synthetic_records = synthetic_records.select("syn_start", "count", F.array_sort("attrs").alias("attrs"))
     n_synthetic = int(synthetic_records.agg(F.sum("count")).first()[0] or 0)
@@ -432,45 +437,46 @@ def evaluate(spark, data: EncodedData, aggregates: AggregateResult, synthetic_re
     sp = comparison_sums(join_counts(aggregates.sensitive, reportable.withColumnRenamed("protected_count", "count")), k)
     leakage = leakage_by_length(sy, length)
     by_length = preservation_by_length(sy, length)
-    by_count, mpe = preservation_by_count(sy)
-    # Released figures use the published record count, never the exact N (which the 2-decimal
-    # expansion percentage would otherwise reveal to within a few records).
-    metrics_y = summary_metrics(sy, length, records_in, n_synthetic)
-    metrics_p = summary_metrics(sp, length, aggregates.n_records, records_in)
+    by_count = preservation_by_count(sy)
+    overall = overall_preservation(sy)
+    versus_y = comparison_metrics(sy, length)
+    versus_p = comparison_metrics(sp, length)
     rare_report = rare_combinations_report(spark, data, sy_joined, synthetic_records, counts, k, length)
     singles = single_attribute_counts(data, y, reportable)
     sy_joined.unpersist()
     counts.release()  # y itself stays cached
 
-    headline = {
-        "k": k,
-        "reporting_length": length,
-        "synthesis_mode": config.synthesis_mode,
-        "records_in": int(records_in),
-        "records_out": int(n_synthetic),
-        "expansion_ratio": n_synthetic / aggregates.n_records if aggregates.n_records else 0.0,
-        "record_expansion_pct": metrics_y["record_expansion_pct"],
-        "mean_proportional_error": mpe,
-        "leakage_total": int(leakage["leak_count"].sum()),
-        "leakage_by_length": dict(zip(leakage["syn_combo_length"].tolist(), leakage["leak_count"].tolist())),
-        "suppressed_pct": metrics_y["suppressed_pct"],
-        "fabricated_pct": metrics_y["fabricated_pct"],
-        "preservation_by_length": dict(zip(by_length["syn_combo_length"].tolist(),
-                                           by_length["count_preservation"].tolist())),
-        "synthetic_combinations": int(sy["n_z"].sum()),
-        "synthetic_rare_combinations": int(sy.loc[sy["z"] < k, "n_z"].sum()),
-        "unsupported_combinations": int(sy["n_unsupported"].sum()),
-    }
-    logger.info("evaluate: leakage %d, mean proportional error %.4f, suppressed %.2f %%, fabricated %.2f %% (%.1f s)",
-             headline["leakage_total"], mpe, headline["suppressed_pct"], headline["fabricated_pct"],
-             time.monotonic() - started)
+    headline = EvaluationHeadline(
+        k=k, reporting_length=length, synthesis_mode=config.synthesis_mode,
+        published_records=int(published), synthetic_records=n_synthetic,
+        expansion_ratio=n_synthetic / published if published else 0.0,
+        leaked_rare_combinations=int(leakage["leak_count"].sum()),
+        unsupported_combinations=int(sy["n_unsupported"].sum()),
+        synthetic_combinations=int(sy["n_z"].sum()),
+        synthetic_rare_combinations=int(sy.loc[sy["z"] < k, "n_z"].sum()),
+        count_preservation=overall.count_preservation, mean_proportional_error=overall.mean_proportional_error,
+        not_in_synthetic_pct=versus_y.missing_pct, fabricated_synthetic_pct=versus_y.fabricated_pct,
+        withheld_from_published_pct=versus_p.missing_pct, fabricated_published_pct=versus_p.fabricated_pct,
+        leaked_by_length={int(r.syn_combo_length): int(r.leak_count) for r in leakage.itertuples()},
+        count_preservation_by_length={int(r.syn_combo_length): float(r.count_preservation)
+                                      for r in by_length.itertuples()},
+        mean_proportional_error_by_length={int(r.syn_combo_length): float(r.mean_proportional_error)
+                                           for r in by_length.itertuples()},
+    )
+    logger.info("evaluate: %s %s, %s %s, %s %s, %s %s, %s %s (%.1f s)",
+                LEAKED.name.lower(), LEAKED.format(headline.leaked_rare_combinations),
+                MEAN_PROPORTIONAL_ERROR.name.lower(), MEAN_PROPORTIONAL_ERROR.format(overall.mean_proportional_error),
+                EXPANSION_RATIO.name.lower(), EXPANSION_RATIO.format(headline.expansion_ratio),
+                NOT_IN_SYNTHETIC.name.lower(), NOT_IN_SYNTHETIC.format(versus_y.missing_pct),
+                WITHHELD_FROM_PUBLISHED.name.lower(), WITHHELD_FROM_PUBLISHED.format(versus_p.missing_pct),
+                time.monotonic() - started)
     return EvaluationResult(
         synthetic_aggregates=y,
         leakage_by_length=leakage,
         preservation_by_length=by_length,
         preservation_by_count=by_count,
-        stats_synthetic=stats_rows(metrics_y, mpe),
-        stats_aggregate=stats_rows(metrics_p),
+        synthetic_vs_sensitive=versus_y,
+        published_vs_sensitive=versus_p,
         synthetic_rare_combos=rare_report,
         single_attribute_counts=singles,
         headline=headline,

@@ -146,7 +146,8 @@ def long_attributes(df: DataFrame, columns: list[Column], keep: list[str]) -> Da
     return exploded.select(*keep, "a.column", "a.value", "a.source")
 
 
-def final_headers(columns: list[Column], expanded: dict[str, list[str]]) -> tuple[list[str], dict[str, MultiValueSource]]:
+def final_headers(columns: list[Column],
+                  expanded: dict[str, list[str]]) -> tuple[list[str], dict[str, MultiValueSource]]:
     """Expanded multi-value columns replace their source, sorted among themselves.
 
     Raises:
@@ -227,12 +228,54 @@ def encode(rows: DataFrame, columns: list[Column]) -> tuple[DataFrame, list[str]
 
 
 # ---------------------------------------------------------------------------------- stage
-def _weighted_rows(spark, raw: DataFrame, columns: list[Column], subject_source: str | None,
-                   config: Config) -> DataFrame:
-    """Parsed rows with a ``__weight`` column (records per row), persisted.
+def _csv_line_counts(spark, raw: DataFrame, headers: list[str], config: Config, cached: list) -> DataFrame:
+    """Distinct data lines of the CSV input with their counts, parsed: ``c0..c{n-1}, __weight``.
 
-    Fast path: identical raw rows are counted first (one read of the input), then parsed.
-    With ``record_limit`` the rows are numbered first; with ``subject_id`` records are merged.
+    The input is read once as text and identical lines are counted first (grouping one string
+    column is several times faster than grouping the parsed columns: 27 s against 107 s for the
+    10^7-row table on 2 cores); only the distinct lines are then parsed with the CSV parser and
+    the same options as :func:`ksynth_spark.inputs.read_raw`. The header line of every file
+    (with or without a byte-order mark) is removed. Collected to the driver: the counts of the
+    distinct lines that equal the header (at most two numbers) and the number of malformed lines.
+
+    Raises:
+        InputDataError: Lines whose number of fields differs from the header.
+    """
+    files = raw.inputFiles()
+    n = len(headers)
+    counted = (spark.read.text(files).filter(F.col("value") != "").groupBy("value")
+               .agg(F.count(F.lit(1)).alias(_WEIGHT)))
+    schema = ", ".join(f"c{i} string" for i in range(n)) + ", __bad string"
+    options = {"sep": config.sensitive_microdata_delimiter, "quote": '"', "escape": '"', "mode": "PERMISSIVE",
+               "columnNameOfCorruptRecord": "__bad", "ignoreLeadingWhiteSpace": "false",
+               "ignoreTrailingWhiteSpace": "false"}
+    parsed = counted.select(F.from_csv("value", schema, options).alias("r"), "value", _WEIGHT).select(
+        "r.*", F.col("value").startswith("\ufeff").alias("__bom"), _WEIGHT).persist(StorageLevel.MEMORY_AND_DISK)
+    cached.append(parsed)
+    first = F.regexp_replace(F.col("c0"), "^\ufeff", "")
+    is_header = F.lit(True)
+    for i, header in enumerate(headers):
+        is_header = is_header & ((first if i == 0 else F.col(f"c{i}")) == F.lit(header))
+    checks = parsed.agg(
+        F.sum(F.when(F.col("__bad").isNotNull(), F.col(_WEIGHT)).otherwise(0)).alias("bad"),
+        F.sum(F.when(is_header & F.col("__bom"), F.col(_WEIGHT)).otherwise(0)).alias("bom_headers")).first()
+    if checks["bad"]:
+        raise InputDataError(
+            f"{config.sensitive_microdata_path}: {int(checks['bad'])} line(s) have a different number of fields than "
+            f"the header ({n} fields), or hold a quoted value that spans lines. Every row must have as many fields "
+            "as the header, on one line; check sensitive_microdata_delimiter.")
+    plain_headers = len(files) - int(checks["bom_headers"] or 0)
+    weight = F.when(is_header & F.col("__bom"), F.lit(0)).when(is_header, F.col(_WEIGHT) - plain_headers) \
+        .otherwise(F.col(_WEIGHT))
+    return parsed.select(*[F.col(f"c{i}") for i in range(n)], weight.alias(_WEIGHT)).filter(F.col(_WEIGHT) > 0)
+
+
+def _weighted_rows(spark, raw: DataFrame, headers: list[str], columns: list[Column], subject_source: str | None,
+                   config: Config, cached: list) -> DataFrame:
+    """Parsed rows with a ``__weight`` column (records per row).
+
+    Fast path: identical rows are counted first (one read of the input), then parsed. With
+    ``record_limit`` the rows are numbered first; with ``subject_id`` records are merged.
     """
     used = [c.source for c in columns]
     if config.record_limit > 0 or subject_source:
@@ -242,7 +285,11 @@ def _weighted_rows(spark, raw: DataFrame, columns: list[Column], subject_source:
         if subject_source:
             return join_subjects(indexed, columns, subject_source, config.subject_id or "")
         raw = indexed.drop(ROW_INDEX)
-    counted = raw.groupBy(*used).agg(F.count(F.lit(1)).alias(_WEIGHT))
+        counted = raw.groupBy(*used).agg(F.count(F.lit(1)).alias(_WEIGHT))
+    elif config.input_format == "csv":
+        counted = _csv_line_counts(spark, raw, headers, config, cached)
+    else:
+        counted = raw.groupBy(*used).agg(F.count(F.lit(1)).alias(_WEIGHT))
     return parse_rows(counted, columns, [_WEIGHT])
 
 
@@ -254,12 +301,17 @@ def load_encoded(spark, config: Config) -> EncodedData:
     """
     raw, raw_headers = read_raw(spark, config)
     columns, subject_source = select_columns(raw_headers, config)
-    with malformed_rows_as_input_error(config.sensitive_microdata_path):
-        weighted = _weighted_rows(spark, raw, columns, subject_source, config).persist(StorageLevel.MEMORY_AND_DISK)
-        rows, headers, attributes, multi_value = encode(weighted, columns)
-        rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
-        totals = rows.agg(F.count(F.lit(1)).alias("d"), F.sum("weight").alias("n")).first()
-    weighted.unpersist()
+    cached: list = []
+    try:
+        with malformed_rows_as_input_error(config.sensitive_microdata_path):
+            weighted = _weighted_rows(spark, raw, raw_headers, columns, subject_source, config, cached)
+            cached.append(weighted.persist(StorageLevel.MEMORY_AND_DISK))
+            rows, headers, attributes, multi_value = encode(weighted, columns)
+            rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
+            totals = rows.agg(F.count(F.lit(1)).alias("d"), F.sum("weight").alias("n")).first()
+    finally:
+        for frame in cached:
+            frame.unpersist()
     n_rows, n_records = int(totals["d"]), int(totals["n"] or 0)
     if n_records == 0:
         rows.unpersist()

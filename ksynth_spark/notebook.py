@@ -8,13 +8,13 @@ filled widget wins over both.
 from __future__ import annotations
 
 import logging
-from typing import Optional
 
 import yaml
 
 from ksynth_spark.config import Config, config_from_dict, load_config
+from ksynth_spark.errors import ConfigError
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 # widget name -> config key (values are strings; the config validates and converts them)
 _WIDGET_KEYS = [("output_dir", "output_dir"), ("output_catalog", "output_catalog"), ("k", "reporting_resolution"),
@@ -37,7 +37,7 @@ def define_widgets(dbutils) -> None:
     widgets.text("seed", "", "10 seed (empty: drawn and recorded)")
 
 
-def _widget(dbutils, name: str) -> Optional[str]:
+def _widget(dbutils, name: str) -> str | None:
     value = dbutils.widgets.get(name).strip()
     return None if value in ("", "(config)") else value
 
@@ -46,12 +46,16 @@ def config_from_widgets(dbutils) -> Config:
     """Builds the validated Config from the widgets.
 
     Raises:
-        ConfigError: For invalid keys or values (one message naming the key).
-        ValueError: If ``config_yaml`` is not a YAML mapping.
+        ConfigError: For invalid keys or values, or a ``config_yaml`` that is not a YAML mapping
+            (one message naming the key).
     """
-    keys = yaml.safe_load(_widget(dbutils, "config_yaml") or "{}") or {}
+    try:
+        keys = yaml.safe_load(_widget(dbutils, "config_yaml") or "{}") or {}
+    except yaml.YAMLError:
+        raise ConfigError("The config_yaml widget is not valid YAML: write keys as 'key: value' lines, "
+                          "e.g. 'prefix: ctdc'.") from None
     if not isinstance(keys, dict):
-        raise ValueError("config_yaml must hold YAML keys, e.g. 'prefix: ctdc'")
+        raise ConfigError("The config_yaml widget must hold YAML keys, e.g. 'prefix: ctdc'.")
     if _widget(dbutils, "input_table"):
         keys.update(sensitive_microdata_path=_widget(dbutils, "input_table"),
                     input_format=_widget(dbutils, "input_format"))
@@ -60,6 +64,6 @@ def config_from_widgets(dbutils) -> Config:
             keys[key] = _widget(dbutils, name)
     path = _widget(dbutils, "config_path")
     config = load_config(path, keys) if path else config_from_dict(keys)
-    log.info("input %s (%s), k = %d, reporting_length = %d, %s, output %s", config.sensitive_microdata_path,
+    logger.info("input %s (%s), k = %d, reporting_length = %d, %s, output %s", config.sensitive_microdata_path,
              config.input_format, config.k, config.reporting_length, config.synthesis_mode, config.output_dir)
     return config

@@ -20,19 +20,21 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
-from ksynth_spark import io
+from ksynth_spark import io, release_checks
 from ksynth_spark.aggregate import AggregateResult, aggregate, ordered_for_file, with_selections
 from ksynth_spark.committed import Committed, catalog_table_name
 from ksynth_spark.config import Config
 from ksynth_spark.dp.stage import DpResult, dp_aggregates
-from ksynth_spark.errors import InputDataError, OutputError
+from ksynth_spark.errors import ConfigError, OutputError
 from ksynth_spark.evaluate import EvaluationResult, evaluate
+from ksynth_spark.inputs import check_output_overlap
 from ksynth_spark.load import load_encoded
 from ksynth_spark.model import EncodedData
 from ksynth_spark.outputs import chart_area, output
-from ksynth_spark.report.charts import render_evaluation_charts
-from ksynth_spark.report.stage import ShowcaseInputs, showcase_html
-from ksynth_spark.report.summary import summary_markdown
+from ksynth_spark.report.evaluation import render_evaluation, showcase_evaluation
+from ksynth_spark.report.privacy import ReleaseFacts
+from ksynth_spark.report.stage import ShowcaseInputs, committed_synthetic_aggregates, showcase_html
+from ksynth_spark.run_state import RunTransaction
 from ksynth_spark.synthesis.stage import SynthesisResult, long_form_rows, microdata_rows, synthesize
 from ksynth_spark.verify import require_k_synthetic
 
@@ -102,18 +104,35 @@ class Run:
 
 
 class StageTimer:
-    """Logs the start, end and duration of a stage."""
+    """Logs the start, end and duration of a stage, and a progress line at least every 10 s while
+    it runs (:func:`ksynth_spark.progress.progress`: Spark tasks done/total, rate, ETA).
 
-    def __init__(self, name: str):
+    Args:
+        name: Stage name shown in the log lines.
+        spark: The session whose jobs the stage runs; default: the running SparkContext, if any.
+    """
+
+    def __init__(self, name: str, spark: Any = None):
         self.name = name
+        self.spark = spark
 
     def __enter__(self):
+        from pyspark import SparkContext
+
+        from ksynth_spark.progress import progress
+
         self.started = time.monotonic()
         logger.info("[%s] started", self.name)
+        # The running context (never starts one); the progress thread only reads its status tracker.
+        context = self.spark if self.spark is not None else SparkContext._active_spark_context
+        self._progress = progress(context, self.name)
+        self._progress.__enter__()
         return self
 
-    def __exit__(self, exc_type, *_):
-        logger.info("[%s] %s in %.1f s", self.name, "failed" if exc_type else "finished", time.monotonic() - self.started)
+    def __exit__(self, exc_type, exc, traceback):
+        self._progress.__exit__(exc_type, exc, traceback)
+        logger.info("[%s] %s in %.1f s", self.name, "failed" if exc_type else "finished",
+                    time.monotonic() - self.started)
 
 
 # ---------------------------------------------------------------------------------- inputs of the stages
@@ -210,7 +229,7 @@ def ensure_synthesis(run: Run) -> SynthesisResult:
             reportable = ensure_reportable(run).table
             length = _reporting_length(run)
         run.synthesis = synthesize(run.spark, data, config, reportable, length)
-        run.derived.update(expansion_ratio=run.synthesis.expansion_ratio, synthesis=run.synthesis.stats)
+        run.derived.update(synthesis=run.synthesis.stats)
     return run.synthesis
 
 
@@ -306,7 +325,9 @@ def stage_generate(run: Run) -> None:
 
 def stage_evaluate(run: Run) -> None:
     """Utility and privacy metrics, charts and the plain-words summary (public in k-anonymous
-    releases; in DP releases everything compared with the sensitive data stays restricted)."""
+    releases; in DP releases everything compared with the sensitive data stays restricted).
+    :func:`ksynth_spark.evaluate.evaluate` computes, :func:`ksynth_spark.report.evaluation.render_evaluation`
+    renders; this stage writes."""
     config = run.config
     with StageTimer("evaluate"):
         reportable = ensure_reportable(run)
@@ -316,74 +337,60 @@ def stage_evaluate(run: Run) -> None:
         result = evaluate(run.spark, data, aggregates, synthesis.records, config, reportable.table,
                           reportable.record_count)
         run.evaluation = result
-        headline = result.headline
-        for key, table in (("synthetic_leakage_by_length", result.leakage_by_length),
-                           ("preservation_by_length", result.preservation_by_length),
-                           ("preservation_by_count", result.preservation_by_count),
-                           ("single_attribute_counts", result.single_attribute_counts)):
-            run.write_text(key, io.tsv_text(table.columns, table.itertuples(index=False)))
-        run.write_text("stats_synthetic_data", io.tsv_text(["Metric", "Value"], result.stats_synthetic))
-        run.write_text("stats_aggregate_counts", io.tsv_text(["Metric", "Value"], result.stats_aggregate))
+        previous = run.committed.derived if run.committed is not None else {}
+        facts = ReleaseFacts.from_run(config, {**previous, **run.derived})
+        report = render_evaluation(result, facts, prefix=config.prefix,
+                                   sensitive_rare_by_length=aggregates.rare_by_length)
+        for key, text in report.texts.items():
+            run.write_text(key, text)
+        for name, content in sorted(report.charts.items()):
+            run.write_chart(name, content)
         io.run_concurrently([
-            lambda: run.write_tsv("synthetic_aggregates",
-                                  ordered_for_file(result.synthetic_aggregates, "count", headline["records_out"])),
+            lambda: run.write_tsv("synthetic_aggregates", ordered_for_file(result.synthetic_aggregates, "count",
+                                                                           result.headline.synthetic_records)),
             lambda: run.write_tsv("synthetic_rare_combos_by_length", result.synthetic_rare_combos),
             lambda: run.write_table("synthetic_aggregates",
                                     result.synthetic_aggregates.select("selections", "length", "count", "attrs")),
         ])
-        charts = render_evaluation_charts(
-            config.prefix, config.k, sensitive_rare_by_length=aggregates.rare_by_length,
-            synthetic_leakage_by_length=result.leakage_by_length, preservation_by_length=result.preservation_by_length,
-            preservation_by_count=result.preservation_by_count, single_attribute_counts=result.single_attribute_counts)
-        for name, content in sorted(charts.items()):
-            run.write_chart(name, content)
-        public_charts = sorted(name for name in charts
-                               if chart_area(name[len(config.prefix) + 1:].rsplit(".", 1)[0], config.dp_aggregates)
-                               == "release")
-        run.write_text("summary", summary_markdown(config, result, public_charts))
-        run.derived.update(expansion_ratio=headline["expansion_ratio"],
-                           record_expansion_pct=headline["record_expansion_pct"],
-                           mean_proportional_error=headline["mean_proportional_error"],
-                           evaluation={"headline": headline, "public_charts": public_charts})
+        run.derived.update(expansion_ratio=result.headline.expansion_ratio,
+                           mean_proportional_error=result.headline.mean_proportional_error,
+                           evaluation=report.record)
 
 
 def _showcase_evaluation(run: Run) -> dict | None:
-    """The evaluation view of the page: headline figures and the public charts (SVG) of this
-    run's evaluation, or of the committed one; None when there is none (or it is restricted)."""
-    config = run.config
-    evaluation = run.derived.get("evaluation") or (run.committed.derived.get("evaluation") if run.committed else None)
-    if not evaluation or config.dp_aggregates:
-        return None
-    headline = evaluation["headline"]
-    metrics = {
-        "Leakage (combinations under k)": str(headline["leakage_total"]),
-        "Suppressed combinations": f"{headline['suppressed_pct']:.2f} %",
-        "Fabricated combinations": f"{headline['fabricated_pct']:.2f} %",
-        "Mean proportional error": f"{100 * headline['mean_proportional_error']:.2f} %",
-    }
-    for length, value in headline["preservation_by_length"].items():
-        metrics[f"Preservation, length {length}"] = f"{value:.3f}"
-    charts = {}
-    for name in evaluation.get("public_charts", []):
-        if not name.endswith(".svg"):
-            continue
+    """The evaluation view of the page (:func:`ksynth_spark.report.evaluation.showcase_evaluation`)
+    from this run's evaluation record or the committed one; None when there is none (or it is
+    restricted)."""
+    record = run.derived.get("evaluation") or (run.committed.derived.get("evaluation") if run.committed else None)
+
+    def read(name: str) -> bytes | None:
         staged = run.staging.path("release", name)
-        content = (io.read_bytes(run.spark, staged) if io.exists(run.spark, staged)
-                   else run.committed.read_file("release", name) if run.committed else None)
-        if content is not None:
-            charts[name.rsplit(".", 1)[0].replace(f"{config.prefix}_", "").replace("_", " ")] = content.decode("utf-8")
-    return {"metrics": metrics, "charts": charts}
+        if io.exists(run.spark, staged):
+            return io.read_bytes(run.spark, staged)
+        return run.committed.read_file("release", name) if run.committed else None
+
+    return showcase_evaluation(record, dp=run.config.dp_aggregates, read=read)
 
 
 def stage_showcase(run: Run) -> None:
     """The self-contained page ``release/<prefix>_showcase.html``, built only from releasable
-    outputs; run alone, it reads them from the committed release (the sensitive table is not read)."""
+    outputs; run alone, it reads them from the committed release (the sensitive table is not read).
+    The synthetic combination counts come from this run's evaluation, else from the committed
+    table when it still describes the committed records, else they are counted by the page stage."""
     with StageTimer("showcase"):
         synthesis = ensure_synthesis(run)
         reportable = ensure_reportable(run)
         data = dictionary(run)
+        length = _reporting_length(run)
+        derived = {**(run.committed.derived if run.committed is not None else {}), **run.derived}
+        if run.evaluation is not None:
+            synthetic = run.evaluation.synthetic_aggregates
+        elif not {"aggregate", "generate"} & set(run.stages):
+            synthetic = committed_synthetic_aggregates(run.committed, length)
+        else:
+            synthetic = None
         inputs = ShowcaseInputs(synthesis.records, reportable.table, reportable.record_count, reportable.count_column,
-                                _reporting_length(run), released_headers(run), _showcase_evaluation(run))
+                                length, released_headers(run), _showcase_evaluation(run), derived, synthetic)
         run.write_text("showcase", showcase_html(run.config, data, inputs))
 
 
@@ -422,7 +429,13 @@ def effective_config(run: Run) -> str:
 
 
 def run_stages(spark, config: Config, stages: tuple[str, ...] = STAGES) -> Run:
-    """Runs ``stages`` in pipeline order and commits the release.
+    """Runs ``stages`` in pipeline order and commits the release (one run per ``output_dir``).
+
+    The run holds the lock of ``output_dir``, completes or removes what interrupted runs left,
+    writes into a staging directory and commits through a journal; SIGTERM/SIGINT stop it like
+    a failure (:mod:`ksynth_spark.run_state`). It refuses an output that overlaps the input,
+    ``k`` above the number of records, a release with nothing reportable and showcase columns
+    that do not exist (:mod:`ksynth_spark.release_checks`).
 
     Args:
         spark: The SparkSession.
@@ -433,24 +446,37 @@ def run_stages(spark, config: Config, stages: tuple[str, ...] = STAGES) -> Run:
         The Run with everything the stages computed (for the Python API, notebooks and tests).
 
     Raises:
-        KsynthError: For invalid input; nothing is committed in that case.
+        KsynthError: For invalid input, config or output; nothing is committed in that case.
+        RunInterrupted: The run was stopped by SIGTERM/SIGINT; nothing is committed (unless
+            the signal arrived during the commit, which is then completed first).
     """
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
-        raise InputDataError(f"unknown stage(s) {unknown}; use some of: {', '.join(STAGES)}.")
-    run = Run(spark=spark, config=config, staging=io.Staging(spark, config.output_dir), stages=tuple(stages),
-              committed=Committed(spark, config))
+        raise ConfigError(f"unknown stage(s) {unknown}; use some of: {', '.join(STAGES)}.")
+    reads_input = "aggregate" in stages or ("generate" in stages and config.synthesis_mode != "aggregate_seeded")
+    if "aggregate" in stages or "generate" in stages:
+        check_output_overlap(spark, config)
     started = time.monotonic()
-    try:
+    with RunTransaction(spark, config.output_dir) as transaction:
+        run = Run(spark=spark, config=config, staging=transaction.staging, stages=tuple(stages),
+                  committed=Committed(spark, config))
+        if reads_input:
+            release_checks.require_enough_records(config, ensure_data(run).n_records)
+        if "showcase" in stages and (config.report_pages or config.report_visuals):
+            data = dictionary(run)
+            if data is not None:
+                release_checks.check_report_columns(config, data.headers)
         for stage in STAGES:
             if stage in stages:
+                transaction.checkpoint()
                 STAGE_FUNCTIONS[stage](run)
+                if stage == "aggregate":
+                    release_checks.require_reportable(config, run.reportable.table.limit(1).count())
+                elif stage == "generate":
+                    release_checks.require_synthetic_records(config, run.synthesis.n_records)
+        transaction.checkpoint()
         io.write_text(spark, run.out("config"), effective_config(run))
         publish_catalog_tables(run)
-        run.staging.commit()
-    except BaseException:
-        logger.error("Run failed: removing staged outputs; nothing was committed to %s", config.output_dir)
-        run.staging.abort()
-        raise
+        transaction.commit()
     logger.info("Release written to %s in %.1f s", config.output_dir, time.monotonic() - started)
     return run

@@ -175,7 +175,7 @@ def audit(spark, data: EncodedData, synthetic: DataFrame, k: int, length: int) -
         "records_below_k": records_below,
         "combinations_checked": int(sum(r["n"] for r in combos)),
         "combinations_below_k": combos_below,
-        "combinations_below_k_by_length": {str(l): below_by_length.get(l, 0) for l in range(1, length + 1)},
+        "combinations_below_k_by_length": {str(n): below_by_length.get(n, 0) for n in range(1, length + 1)},
         "single_attribute_deviations": single_attribute_deviations(data, singles, k),
     }
 

@@ -51,11 +51,9 @@ release_dir = f"{config.output_dir.rstrip('/')}/release"
 
 # COMMAND ----------
 
-from ksynth_spark.pipeline import run_stages
-from ksynth_spark.session import get_session
+import ksynth_spark as ks
 
-spark = get_session(config)  # on Databricks: the notebook's own session
-release = run_stages(spark, config, ("aggregate",))
+release = ks.run(config, ("aggregate",), spark)  # on Databricks: the notebook's own session
 
 # COMMAND ----------
 

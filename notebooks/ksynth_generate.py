@@ -50,11 +50,9 @@ release_dir = f"{config.output_dir.rstrip('/')}/release"
 
 # COMMAND ----------
 
-from ksynth_spark.pipeline import run_stages
-from ksynth_spark.session import get_session
+import ksynth_spark as ks
 
-spark = get_session(config)  # on Databricks: the notebook's own session
-release = run_stages(spark, config, ("generate",))
+release = ks.run(config, ("generate",), spark)  # on Databricks: the notebook's own session
 
 # COMMAND ----------
 
@@ -63,6 +61,6 @@ release = run_stages(spark, config, ("generate",))
 
 # COMMAND ----------
 
-print(f"{release.synthesis.n_records} synthetic records, expansion ratio {release.synthesis.expansion_ratio:.3f}")
+print(f"{release.synthetic_record_count} synthetic records, {release.expansion_ratio:.3f} per published record")
 synthetic = spark.read.csv(f"{release_dir}/{config.prefix}_synthetic_microdata.tsv", sep="\t", header=True)
 display(synthetic.limit(100))

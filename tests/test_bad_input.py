@@ -1,13 +1,15 @@
-"""Bad inputs get one clear error naming the problem and the fix, never a sensitive value,
-and leave no half-written release behind."""
+"""Bad inputs through the Python API (``run_stages``, as notebooks call it): one typed error naming
+the problem and the fix, never a sensitive value, and no half-written release. The command
+line's exit statuses and messages for ~60 bad inputs are in tests/test_robustness_matrix.py."""
 
 import os
 
 import pytest
 
 from ksynth_spark.config import config_from_dict
-from ksynth_spark.errors import ConfigError, InputDataError
+from ksynth_spark.errors import ConfigError, InputDataError, OutputError
 from ksynth_spark.pipeline import run_stages
+from ksynth_spark.run_state import LOCK_NAME
 
 SECRET = "Zebra-Secret-Value"
 
@@ -22,29 +24,29 @@ def _run(spark, tmp_path, text, **keys):
 
 
 @pytest.mark.parametrize(
-    "text, keys, words",
+    "text, keys, error, words",
     [
-        (None, {}, ["not found", "sensitive_microdata_path"]),
-        ("", {}, ["empty", "header row"]),
-        ("a,b\n", {}, ["no data rows"]),
-        ("a,b\nx,y\n", {"use_columns": ["a", "nope"]}, ["'nope'", "use_columns", "Known columns"]),
-        ("a, a ,b\nx,y,z\n", {}, ["same name 'a'", "use_columns"]),
-        ("a,b\nx,y\nx,y,z\n", {}, ["number of fields", "header"]),
-        (f"id,a,b\n1,{SECRET},y\n1,other,y\n", {"subject_id": "ID"}, ["column(s): a", "multi_value_columns"]),
-        ("id,a\n1,x\n ,y\n", {"subject_id": "id"}, ["empty Subject ID", "'id'"]),
-        ("a,b\nx,y\n", {"subject_id": "person"}, ["subject_id column 'person'"]),
-        ("a,b\nx,y\n", {"input_format": "parquet"}, ["as parquet", "input_format"]),
+        (None, {}, InputDataError, ["not found", "sensitive_microdata_path"]),
+        ("a,b\n", {}, InputDataError, ["no data rows"]),
+        ("a,b\nx,y\n", {"use_columns": ["a", "nope"]}, InputDataError, ["'nope'", "use_columns", "not shown"]),
+        (f"a,b\nx,y\nx,{SECRET},z\n", {}, InputDataError, ["fields", "header"]),
+        (f"id,a,b\n1,{SECRET},y\n1,other,y\n2,x,y\n2,x,y\n", {"subject_id": "ID"}, InputDataError,
+         ["column(s): a", "multi_value_columns"]),
+        ("a,b\nx,y\nx,y\n", {"reporting_resolution": 5}, ConfigError, ["larger than the number of records"]),
+        ("a,b\nx,y\n", {"output_dir": "/sys/ksynth-bad-input"}, OutputError, ["cannot be created"]),
     ],
 )
-def test_bad_input_messages(spark, tmp_path, text, keys, words):
-    with pytest.raises(InputDataError) as info:
+def test_bad_input_raises_one_typed_error(spark, tmp_path, text, keys, error, words):
+    with pytest.raises(error) as info:
         _run(spark, tmp_path, text, **keys)
     message = str(info.value)
     for word in words:
         assert word in message
-    assert SECRET not in message
+    assert SECRET not in message and "\n" not in message
     out = tmp_path / "out"
-    assert not (out / "release").exists() and not any(p.startswith(".staging") for p in os.listdir(out)) if out.exists() else True
+    if out.exists():
+        assert not {"release", "sensitive", "tables", LOCK_NAME} & set(os.listdir(out))
+        assert not [p for p in os.listdir(out) if p.startswith(".staging")]
 
 
 @pytest.mark.parametrize("keys, key", [({"reporting_resolution": 0}, "reporting_resolution"),
@@ -66,4 +68,4 @@ def test_failed_run_keeps_the_previous_release(spark, tmp_path, monkeypatch):
     with pytest.raises(InputDataError):
         _run(spark, tmp_path, "a,b\nx,z\nx,z\n")
     assert (tmp_path / "out" / "release" / "my_reportable_aggregates.tsv").read_text() == before
-    assert not [p for p in os.listdir(tmp_path / "out") if p.startswith(".staging")]
+    assert not [p for p in os.listdir(tmp_path / "out") if p.startswith(".staging") or p == LOCK_NAME]

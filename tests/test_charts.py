@@ -1,4 +1,5 @@
-"""Tests for ksynth_spark.charts: file names, valid PNG/SVG bytes, bar counts, titles."""
+"""Tests for ksynth_spark.report.charts: file names, valid PNG/SVG bytes, bar counts, titles, log
+scale on wide count axes, no single-attribute chart whose two series are equal."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from ksynth_spark.charts import render_evaluation_charts
+from ksynth_spark.report.charts import columns_with_equal_counts, render_evaluation_charts
 
 PREFIX = "adult_k10"
 K = 10
@@ -187,7 +188,7 @@ def test_capped_chart_says_top_40_and_keeps_largest(files):
 
 def test_none_and_empty_tables_are_skipped(tables, caplog):
     empty = tables["preservation_by_length"].iloc[0:0]
-    with caplog.at_level(logging.INFO, logger="ksynth_spark.charts"):
+    with caplog.at_level(logging.INFO, logger="ksynth_spark.report.charts"):
         files = render_evaluation_charts(
             "p",
             5,
@@ -204,9 +205,9 @@ def test_none_and_empty_tables_are_skipped(tables, caplog):
 def test_colliding_safe_column_names_are_disambiguated():
     singles = pd.DataFrame(
         [
-            ("a b", "x", 10, 10),
-            ("a/b", "y", 20, 20),
-            ("a_b", "z", 30, 30),
+            ("a b", "x", 10, 11),
+            ("a/b", "y", 20, 21),
+            ("a_b", "z", 30, 31),
         ],
         columns=["column", "value", "synthetic_count", "protected_count"],
     )
@@ -227,3 +228,49 @@ def test_output_is_deterministic(tables):
     one = render_evaluation_charts("p", 10, preservation_by_count=tables["preservation_by_count"])
     two = render_evaluation_charts("p", 10, preservation_by_count=tables["preservation_by_count"])
     assert one == two
+
+
+def test_single_attribute_chart_only_where_the_two_counts_differ():
+    singles = pd.DataFrame(
+        [
+            ("same", "x", 10, 10),
+            ("same", "y", 20, 20),
+            ("differs", "x", 10, 10),
+            ("differs", "y", 25, 20),
+        ],
+        columns=["column", "value", "synthetic_count", "protected_count"],
+    )
+    assert columns_with_equal_counts(singles) == ["same"]
+    files = render_evaluation_charts("p", 10, single_attribute_counts=singles)
+    assert set(files) == {"p_single_attribute_counts_differs.png", "p_single_attribute_counts_differs.svg"}
+    equal = singles[singles["column"] == "same"]
+    assert render_evaluation_charts("p", 10, single_attribute_counts=equal) == {}
+
+
+def test_count_axis_uses_log_scale_only_over_two_orders_of_magnitude(files, tables):
+    rows = [("country", "United-States", 43_830, 43_830)]
+    rows += [("country", f"C{i}", 10 * i, 10 * i + 1) for i in range(1, 40)]
+    singles = pd.DataFrame(rows, columns=["column", "value", "synthetic_count", "protected_count"])
+    wide = render_evaluation_charts("p", 10, single_attribute_counts=singles)
+    root = ET.fromstring(wide["p_single_attribute_counts_country.svg"])
+    assert any("(log scale)" in t for t in _texts(root)) and len(_bar_ids(root)) == 80
+    # sex: 10,500 .. 21,790: linear
+    assert not any("log scale" in t for t in _texts(_svg(files, f"{PREFIX}_single_attribute_counts_sex")))
+    assert any("(log scale)" in t for t in _texts(_svg(files, f"{PREFIX}_sensitive_rare_by_length")))
+    # all-zero leakage stays linear, with its zero labels
+    assert not any("log scale" in t for t in _texts(_svg(files, f"{PREFIX}_synthetic_leakage_by_length")))
+
+
+def test_titles_use_the_metric_names_and_shares_are_percentages(files):
+    from ksynth_spark.report.metrics import COUNT_PRESERVATION, LEAKED, MEAN_PROPORTIONAL_ERROR
+
+    titles = {
+        f"{PREFIX}_synthetic_leakage_by_length": LEAKED.name,
+        f"{PREFIX}_preservation_by_length": COUNT_PRESERVATION.name,
+        f"{PREFIX}_preservation_by_count": COUNT_PRESERVATION.name,
+        f"{PREFIX}_proportional_error_by_count": MEAN_PROPORTIONAL_ERROR.name,
+    }
+    for stem, name in titles.items():
+        assert any(t.startswith(f"{name} by ") for t in _texts(_svg(files, stem))), stem
+    texts = _texts(_svg(files, f"{PREFIX}_preservation_by_length"))
+    assert "99 %" in texts and "71 %" in texts and "100 %" in texts  # bar labels and the axis top

@@ -74,10 +74,11 @@ def test_zip_holds_the_package_and_its_assets_and_imports_with_zipimport(pyfiles
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or not n.startswith("ksynth_spark/")]
     code = (
         "import ksynth_spark, pandas as pd\n"
-        "from ksynth_spark.showcase import render_showcase_html\n"
+        "from ksynth_spark.report.privacy import ReleaseFacts\n"
+        "from ksynth_spark.report.showcase import render_showcase_html\n"
         "html = render_showcase_html(pd.DataFrame({'a': ['x', 'y']}),\n"
         "    pd.DataFrame({'selections': ['record_count', 'a:x'], 'protected_count': [10, 10]}),\n"
-        "    title='zip', k=10, reporting_length=1)\n"
+        "    title='zip', facts=ReleaseFacts(mode='row_seeded', k=10, reporting_length=1, dp=False))\n"
         "print(ksynth_spark.__file__, type(ksynth_spark.__loader__).__name__, len(html))\n"
     )
     env = _zip_only_env(tmp_path)
@@ -161,3 +162,15 @@ def test_databricks_bundle_runs_the_ksynth_entry_point_of_the_wheel():
     assert task["job_cluster_key"] in {c["job_cluster_key"] for c in job["job_clusters"]}
     scripts = (REPO / "pyproject.toml").read_text().split("[project.scripts]", 1)[1]
     assert re.search(r'^ksynth = "ksynth_spark\.cli:main"$', scripts, re.MULTILINE)
+    # The job cluster's runtime runs the Spark version the package is pinned to and tested with.
+    (cluster,) = job["job_clusters"]
+    runtime = cluster["new_cluster"]["spark_version"]
+    variable = re.fullmatch(r"\$\{var\.(\w+)\}", runtime)
+    if variable:
+        runtime = bundle["variables"][variable.group(1)]["default"]
+    spark_of_runtime = {"17.3": "4.0", "18": "4.1", "19": "4.2"}  # Databricks Runtime -> Apache Spark
+    major = re.fullmatch(r"(\d+(?:\.\d+)?)\.x-scala2\.13", runtime)
+    assert major and major.group(1) in spark_of_runtime, runtime
+    pinned = re.search(r'"pyspark==(\d+\.\d+)\.\d+"', (REPO / "pyproject.toml").read_text())
+    assert pinned and spark_of_runtime[major.group(1)] == pinned.group(1), (runtime, pinned)
+    assert runtime in (REPO / "docs" / "running.md").read_text()  # the runtime matrix names it

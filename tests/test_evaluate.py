@@ -13,9 +13,12 @@ import pytest
 from ksynth_spark import io
 from ksynth_spark.aggregate import aggregate
 from ksynth_spark.config import config_from_dict
-from ksynth_spark.evaluate import bucket_edges, evaluate, write_evaluation
+from ksynth_spark.evaluate import bucket_edges, evaluate
 from ksynth_spark.load import load_encoded
-from ksynth_spark.pipeline import Release
+from ksynth_spark.pipeline import Reportable, Run, stage_evaluate
+from ksynth_spark.report.evaluation import render_evaluation, stats_rows
+from ksynth_spark.report.privacy import ReleaseFacts, privacy_statement
+from ksynth_spark.synthesis.stage import SynthesisResult
 from tests import reference
 from tests.test_aggregate import WORKED_EXAMPLE
 
@@ -40,11 +43,28 @@ def worked(spark, tmp_path_factory):
     return _setup(spark, tmp_path_factory.mktemp("worked"), WORKED_EXAMPLE, reporting_resolution=3, reporting_length=2)
 
 
+def _grouped(spark, groups):
+    """Synthetic records DataFrame ``syn_start, count, attrs`` from ``(attribute ids, copies)`` in
+    output order (copies of a record are consecutive rows)."""
+    rows, start = [], 0
+    for attrs, copies in groups:
+        rows.append((start, copies, sorted(int(a) for a in attrs)))
+        start += copies
+    return spark.createDataFrame(rows, "syn_start long, count long, attrs array<int>")
+
+
 def _synthetic(spark, data, records):
-    """Synthetic records DataFrame from lists of ``column:value`` labels."""
+    """Synthetic records (grouped) from lists of ``column:value`` labels in output order: equal
+    consecutive records become one distinct record with its number of copies."""
     ids = {label: i for i, label in enumerate(data.labels())}
-    rows = [(j, sorted(ids[a] for a in record)) for j, record in enumerate(records)]
-    return spark.createDataFrame(rows, "syn_id long, attrs array<int>")
+    groups: list[list] = []
+    for record in records:
+        attrs = sorted(ids[a] for a in record)
+        if groups and groups[-1][0] == attrs:
+            groups[-1][1] += 1
+        else:
+            groups.append([attrs, 1])
+    return _grouped(spark, groups)
 
 
 def _check_e1(result):
@@ -60,42 +80,59 @@ def _check_e1(result):
 
 
 # ---------------------------------------------------------------------------------- worked example
+def _run(spark, config, data, aggregates, records, out):
+    """A pipeline Run holding this test's data, aggregates and synthetic records (so that
+    ``stage_evaluate`` writes the outputs exactly as a release does)."""
+    n = int(records.agg({"count": "sum"}).first()[0])
+    run = Run(spark=spark, config=config, staging=io.Staging(spark, str(out)), stages=("evaluate",), data=data,
+              aggregates=aggregates, synthesis=SynthesisResult(records, n, records.count(), n / data.n_records, {}),
+              reportable=Reportable(aggregates.reportable, aggregates.protected_record_count, "protected_count"))
+    run.derived["verification"] = {"passed": True, "records_below_k": 0, "combinations_below_k": 0}
+    return run
+
+
 def test_row_seeded_like_values_and_written_outputs(spark, worked, tmp_path):
     config, data, aggregates = worked
-    result = evaluate(spark, data, aggregates, _synthetic(spark, data, K_ANONYMOUS), config)
+    out = tmp_path / "out"
+    run = _run(spark, config, data, aggregates, _synthetic(spark, data, K_ANONYMOUS), out)
+    stage_evaluate(run)
+    run.staging.commit()
+    result = run.evaluation
     # E3 and §8.4: no leakage, combo_count(1) = 6; l = 1 preservation 5.6/6, error 0.4/6
     assert result.leakage_by_length.values.tolist() == [[1, 6, 0, 0.0], [2, 4, 0, 0.0]]
     by_length = result.preservation_by_length.set_index("syn_combo_length")
     assert by_length.loc[1].tolist() == pytest.approx([5.0, 5.6 / 6, 0.4 / 6])
     assert by_length.loc[2].tolist() == pytest.approx([2.0, 3.75 / 6, 2.25 / 6])
     assert result.preservation_by_count.values.tolist() == [pytest.approx([10, 3.5, 1.5, 9.35 / 12, 2.65 / 12])]
-    assert result.headline["mean_proportional_error"] == pytest.approx(2.65 / 12)  # one bucket: its mean
+    # overall = over all 12 evaluated combinations = the count-weighted mean of the two lengths
+    headline = result.headline
+    assert headline.mean_proportional_error == pytest.approx(2.65 / 12)
+    assert headline.count_preservation == pytest.approx(9.35 / 12)
     _check_e1(result)
-    # §8.3: sensitive vs reportable
-    assert result.stats_aggregate == [
-        ("Suppressed combinations %", "45.45 %"), ("Fabricated combinations %", "0.00 %"),
-        ("1-counts mean value +/- mean error", "4.86 +/- 0.33"), ("2-counts mean value +/- mean error", "2.13 +/- 0.17"),
+    # §8.3: sensitive vs published
+    assert stats_rows(result.published_vs_sensitive, "published") == [
+        ("Combinations withheld from the published aggregates", "45.45 %"),
+        ("Published combinations not in the sensitive data", "0.00 %"),
+        ("1-counts mean value +/- mean error", "4.86 +/- 0.33"),
+        ("2-counts mean value +/- mean error", "2.13 +/- 0.17"),
         ("Mean value +/- Mean error", "3.00 +/- 0.25"),
     ]
     # sensitive vs synthetic: 12 of 22 sensitive combinations missing, |5-3| at l=1, |4-3| at l=2, N_Y = 18
-    assert result.stats_synthetic == [
-        ("Suppressed combinations %", "54.55 %"), ("Fabricated combinations %", "0.00 %"),
-        ("1-counts mean value +/- mean error", "4.86 +/- 0.33"), ("2-counts mean value +/- mean error", "2.13 +/- 0.25"),
-        ("Mean value +/- Mean error", "3.00 +/- 0.30"), ("Expansion Ratio", "50.00 %"),
-        ("Mean Proportional error %", "22.08 %"),
+    assert stats_rows(result.synthetic_vs_sensitive, "synthetic", headline) == [
+        ("Combinations not in the synthetic data", "54.55 %"),
+        ("Synthetic combinations not in the sensitive data", "0.00 %"),
+        ("1-counts mean value +/- mean error", "4.86 +/- 0.33"),
+        ("2-counts mean value +/- mean error", "2.13 +/- 0.25"),
+        ("Mean value +/- Mean error", "3.00 +/- 0.30"), ("Expansion ratio", "1.50"),
+        ("Mean proportional error", "22.08 %"),
     ]
     singles = result.single_attribute_counts
     assert singles.values.tolist() == [["A", "a1", 6, 6], ["A", "a2", 6, 6], ["B", "b1", 3, 3], ["B", "b2", 6, 6],
                                        ["C", "c1", 6, 6], ["C", "c2", 3, 3]]  # rare C:c3 is never named
     assert result.synthetic_rare_combos.count() == 0
-    assert result.headline["records_in"] == 12 and result.headline["records_out"] == 18
-    assert result.headline["unsupported_combinations"] == 0
+    assert headline.published_records == 12 and headline.synthetic_records == 18
+    assert headline.expansion_ratio == 1.5 and headline.unsupported_combinations == 0
 
-    release = Release(spark=spark, config=config, staging=io.Staging(spark, str(tmp_path / "out")), data=data,
-                      aggregates=aggregates)
-    write_evaluation(spark, release, result)
-    release.staging.commit()
-    out = tmp_path / "out"
     released = {p.name for p in (out / "release").iterdir()}
     restricted = {p.name for p in (out / "sensitive").iterdir()}
     assert {"P_synthetic_aggregates.tsv", "P_synthetic_leakage_by_length.tsv", "P_preservation_by_length.tsv",
@@ -108,17 +145,19 @@ def test_row_seeded_like_values_and_written_outputs(spark, worked, tmp_path):
         "A:a1;B:b1\t3\nA:a1;C:c1\t3\nA:a2;B:b2\t3\nB:b2;C:c1\t3\n"
     )
     stats = pd.read_csv(out / "release" / "P_stats_aggregate_counts.tsv", sep="\t", dtype=str)
-    assert list(stats.columns) == ["Metric", "Value"] and stats.iloc[0].tolist() == ["Suppressed combinations %", "45.45 %"]
+    assert list(stats.columns) == ["Metric", "Value"]
+    assert stats.iloc[0].tolist() == ["Combinations withheld from the published aggregates", "45.45 %"]
+    stats = pd.read_csv(out / "release" / "P_stats_synthetic_data.tsv", sep="\t", dtype=str)
+    assert dict(stats.values.tolist())["Expansion ratio"] == "1.50"
     leakage = pd.read_csv(out / "release" / "P_synthetic_leakage_by_length.tsv", sep="\t")
     assert list(leakage.columns) == ["syn_combo_length", "combo_count", "leak_count", "leak_proportion"]
     assert spark.read.parquet(str(out / "tables" / "synthetic_aggregates")).count() == 10
 
-    bars = {  # chart -> expected bar ids
+    bars = {  # chart -> expected bar ids; no single-attribute chart: its two series are equal by construction
         "release/P_synthetic_leakage_by_length": {"bar-leak-0", "bar-leak-1"},
         "release/P_preservation_by_length": {"bar-preservation-0", "bar-preservation-1"},
         "release/P_preservation_by_count": {"bar-preservation-0"},
         "release/P_proportional_error_by_count": {"bar-error-0"},
-        "release/P_single_attribute_counts_C": {"bar-synthetic-0", "bar-synthetic-1", "bar-protected-0", "bar-protected-1"},
         "sensitive/P_sensitive_rare_by_length": {"bar-all-0", "bar-all-1", "bar-rare-0", "bar-rare-1"},
     }
     for stem, expected in bars.items():
@@ -126,13 +165,22 @@ def test_row_seeded_like_values_and_written_outputs(spark, worked, tmp_path):
         ET.fromstring(svg)  # well-formed
         assert set(re.findall(r'id="(bar-[a-z]+-\d+)"', svg)) == expected, stem
         assert (out / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [name for name in released if "single_attribute_counts_" in name]
     summary = (out / "release" / "P_summary.md").read_text()
-    assert ("Every combination of attributes in this synthetic dataset describes a group of at least 3 individuals "
-            "in the sensitive data.") in summary
-    assert "length 1: 0, length 2: 0" in summary and "- P_synthetic_leakage_by_length (.svg, .png)" in summary
-    assert "P_sensitive_rare_by_length" not in summary and "c3" not in summary
-    assert release.derived["mean_proportional_error"] == pytest.approx(2.65 / 12)
-    assert release.derived["expansion_ratio"] == 1.5 and release.derived["record_expansion_pct"] == 50.0
+    assert ("Every synthetic record, and every combination of values in it, matches at least 3 records in the "
+            "sensitive data.") in summary
+    assert "| all lengths | 0 | 77.92 % | 22.08 % |" in summary and "| Expansion ratio | 1.50 |" in summary
+    assert "## How to read this release" in summary and "Why are there more synthetic records than" in summary
+    assert "Leaked rare combinations by length: P_synthetic_leakage_by_length.svg, P_synthetic_leakage_by_length.png" \
+        in summary
+    assert "no single-attribute chart is drawn" in summary
+    assert "P_sensitive_rare_by_length" not in summary and "c3" not in summary and "§" not in summary
+    assert run.derived["mean_proportional_error"] == pytest.approx(2.65 / 12)
+    assert run.derived["expansion_ratio"] == 1.5
+    record = run.derived["evaluation"]
+    assert record["headline"]["leaked_rare_combinations"] == 0
+    assert {c["file"] for c in record["charts"] if c["area"] == "release"} == {
+        f"{stem.split('/')[1]}.{ext}" for stem in bars if stem.startswith("release/") for ext in ("png", "svg")}
 
 
 def test_leaky_and_fabricated_record_is_reported(spark, worked):
@@ -140,21 +188,30 @@ def test_leaky_and_fabricated_record_is_reported(spark, worked):
     records = K_ANONYMOUS + [["A:a1", "C:c3"]]  # C:c3 is rare (2 < 3); A:a1;C:c3 is not in the sensitive data
     result = evaluate(spark, data, aggregates, _synthetic(spark, data, records), config)
     assert result.leakage_by_length["leak_count"].tolist() == [1, 0]
-    assert result.stats_synthetic[1] == ("Fabricated combinations %", "4.55 %")  # 1 / 22
-    assert result.headline["unsupported_combinations"] == 2 and result.headline["leakage_total"] == 1
+    assert result.synthetic_vs_sensitive.fabricated_pct == pytest.approx(100 / 22)
+    assert stats_rows(result.synthetic_vs_sensitive, "synthetic")[1] == (
+        "Synthetic combinations not in the sensitive data", "4.55 %")
+    assert result.headline.unsupported_combinations == 2 and result.headline.leaked_rare_combinations == 1
     rows = [tuple(r) for r in result.synthetic_rare_combos.collect()]
     assert rows == [(1, "C:c3", 18, 1, 0), (2, "A:a1 AND C:c3", 18, 1, 0)]
-    from ksynth_spark.evaluate import privacy_statement
-    assert privacy_statement(config, result.headline).startswith("WARNING: 2 combination(s)")
+    # the statement of any page built from this evaluation is a warning, never a guarantee
+    facts = ReleaseFacts.from_run(config, {"verification": {"passed": True}}).with_evaluation(result.headline)
+    statement = privacy_statement(facts)
+    assert statement.warning and statement.headline.startswith("WARNING: 2 combination(s) of up to 2 values")
+    assert "matches at least" not in statement.text()
+    report = render_evaluation(result, facts, prefix="P")
+    assert "WARNING: 2 combination(s)" in report.texts["summary"]
 
 
 def test_sensitive_table_against_itself_gives_the_e2_identities(spark, worked):
     config, data, aggregates = worked
-    itself = data.records.withColumnRenamed("record_id", "syn_id")
-    result = evaluate(spark, data, aggregates, itself, config)
-    stats = dict(result.stats_synthetic)
-    assert stats["Suppressed combinations %"] == "0.00 %" and stats["Fabricated combinations %"] == "0.00 %"
-    assert stats["Mean value +/- Mean error"].endswith("+/- 0.00") and stats["Expansion Ratio"] == "0.00 %"
+    rows = [(list(r["attrs"]), int(r["weight"])) for r in data.rows.orderBy("attrs").collect()]
+    result = evaluate(spark, data, aggregates, _grouped(spark, rows), config)
+    stats = dict(stats_rows(result.synthetic_vs_sensitive, "synthetic", result.headline))
+    assert stats["Combinations not in the synthetic data"] == "0.00 %"
+    assert stats["Synthetic combinations not in the sensitive data"] == "0.00 %"
+    assert stats["Mean value +/- Mean error"].endswith("+/- 0.00") and stats["Expansion ratio"] == "1.00"
+    assert stats["Mean proportional error"] == "0.00 %"
     assert result.leakage_by_length["leak_count"].tolist() == aggregates.rare_by_length["rare_count"].tolist() == [1, 9]
     assert result.preservation_by_length["count_preservation"].tolist() == [1.0, 1.0]
     assert result.preservation_by_length["mean_proportional_error"].tolist() == [0.0, 0.0]
@@ -169,19 +226,22 @@ def _oracle(sensitive, synthetic, k, length):
     omega = {c for c, n in s.items() if n >= k} | set(y)
     pres = {c: min(y[c] / s[c], 1) if s[c] else 0 for c in omega}
     pe = {c: abs(y[c] - s[c]) / s[c] if s[c] else 1 for c in omega}
-    out = {"leak": [sum(1 for c in s if len(c) == l and s[c] < k and 0 < y[c] < k) for l in range(1, length + 1)],
-           "combo_count": [sum(1 for c in y if len(c) == l) for l in range(1, length + 1)]}
+    lengths = range(1, length + 1)
+    out = {"omega": omega,
+           "leak": [sum(1 for c in s if len(c) == n and s[c] < k and 0 < y[c] < k) for n in lengths],
+           "combo_count": [sum(1 for c in y if len(c) == n) for n in lengths]}
 
     def means(group):
         return [np.mean([y[c] for c in group]), np.mean([pres[c] for c in group]), np.mean([pe[c] for c in group])] \
             if group else [0, 0, 0]
-    out["by_length"] = [means([c for c in omega if len(c) == l]) for l in range(1, length + 1)]
+    out["by_length"] = [means([c for c in omega if len(c) == n]) for n in lengths]
     edges = bucket_edges(max(y.values(), default=0))
     buckets = {e: [c for c in omega if y[c] <= e and (e == 10 or y[c] > e // 2)] for e in edges}
     out["by_count"] = [[e] + ([np.mean([y[c] for c in g]), np.mean([len(c) for c in g]), np.mean([pres[c] for c in g]),
                                 np.mean([pe[c] for c in g])] if g else [0, 0, 0, 0])
                        for e, g in sorted(buckets.items(), reverse=True)]
-    out["mpe"] = np.mean([row[4] for row in out["by_count"]])
+    out["mpe"] = np.mean([pe[c] for c in omega])  # over every evaluated combination, not per bucket
+    out["preservation"] = np.mean([pres[c] for c in omega])
     common = [c for c in s if c in y]
     out["suppressed"] = 100 * sum(1 for c in s if c not in y) / len(s)
     out["fabricated"] = 100 * sum(1 for c in y if c not in s) / len(s)
@@ -214,6 +274,7 @@ def test_metrics_equal_a_pure_python_oracle(spark, tmp_path):
     for _ in range(15):  # recombined records: fabricate combinations
         synthetic.append(frozenset({("colour", str(rng.choice(["red", "grey"]))), ("shape", "star"),
                                     ("grade", f"g{rng.integers(6)}")}))
+    synthetic.sort(key=sorted)  # output order: equal records are consecutive copies of one distinct record
     labels = [[f"{c}:{v}" for c, v in record] for record in synthetic]
     result = evaluate(spark, data, aggregates, _synthetic(spark, data, labels), config)
     expected = _oracle(sensitive, synthetic, k, length)
@@ -221,16 +282,25 @@ def test_metrics_equal_a_pure_python_oracle(spark, tmp_path):
     assert result.leakage_by_length["leak_count"].tolist() == expected["leak"]
     assert result.leakage_by_length["combo_count"].tolist() == expected["combo_count"]
     assert sum(expected["leak"]) > 0
-    assert result.preservation_by_length.iloc[:, 1:].values.tolist() == [pytest.approx(r) for r in expected["by_length"]]
+    by_length_values = result.preservation_by_length.iloc[:, 1:].values.tolist()
+    assert by_length_values == [pytest.approx(r) for r in expected["by_length"]]
     assert result.preservation_by_count.values.tolist() == [pytest.approx(r) for r in expected["by_count"]]
-    assert result.headline["mean_proportional_error"] == pytest.approx(expected["mpe"])
-    assert result.headline["suppressed_pct"] == pytest.approx(expected["suppressed"])
-    assert result.headline["fabricated_pct"] == pytest.approx(expected["fabricated"]) and expected["fabricated"] > 0
-    stats = dict(result.stats_synthetic)
+    headline = result.headline
+    assert headline.mean_proportional_error == pytest.approx(expected["mpe"])
+    assert headline.count_preservation == pytest.approx(expected["preservation"])
+    assert headline.not_in_synthetic_pct == pytest.approx(expected["suppressed"])
+    assert headline.fabricated_synthetic_pct == pytest.approx(expected["fabricated"]) and expected["fabricated"] > 0
+    # the overall mean proportional error is the count-weighted mean of the per-length rows
+    by_length = result.preservation_by_length
+    sizes = [sum(1 for c in expected["omega"] if len(c) == length) for length in by_length["syn_combo_length"]]
+    assert headline.mean_proportional_error == pytest.approx(np.average(by_length["mean_proportional_error"],
+                                                                        weights=sizes))
+    stats = dict(stats_rows(result.synthetic_vs_sensitive, "synthetic", headline))
     assert stats["Mean value +/- Mean error"] == f"{expected['mean_count']:.2f} +/- {expected['mae']:.2f}"
     assert [tuple(r) for r in result.synthetic_rare_combos.collect()] == expected["rare_rows"]
     single = Counter(a for record in synthetic for a in record)
     assert {(r.column, r.value): r.synthetic_count for r in result.single_attribute_counts.itertuples()
             if r.synthetic_count} == dict(single)
-    assert result.headline["records_in"] == 300 and result.headline["records_out"] == 275  # floor_4(301)
+    assert headline.published_records == 300 and headline.synthetic_records == 275  # floor_4(301)
+    assert headline.expansion_ratio == pytest.approx(275 / 300)
     _check_e1(result)

@@ -98,7 +98,7 @@ def test_every_notebook_is_databricks_source_without_algorithm_code():
                     for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
                     for alias in node.names}
         assert imported <= {"ksynth_spark", "yaml"}, f"{path.name} imports {imported}: glue only, no algorithms"
-        assert "run_stages(spark, config" in code and "get_session(config)" in code
+        assert "ks.run(config, " in code, path.name
         assert "define_widgets(dbutils)" in code and "config_from_widgets(dbutils)" in code, path.name
     # the shared declarations expose every widget
     from ksynth_spark.notebook import define_widgets

@@ -10,12 +10,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ksynth_spark.showcase import (
+from ksynth_spark.report.privacy import ReleaseFacts, privacy_statement
+from ksynth_spark.report.showcase import (
     ALL_ATTRIBUTES_PAGE_NAME,
     DEFAULT_PAGE_NAME,
     extract_showcase_data,
     parse_selections,
     render_showcase_html,
+)
+from ksynth_spark.report.showcase_data import (
+    DistinctRecords,
+    ShowcaseRelease,
+    choose_embedding,
+    combination_blocks,
+    combinations_from_selections,
+    count_combinations,
+    records_from_frame,
+    records_payload_bytes,
 )
 
 # --------------------------------------------------------------------------- #
@@ -66,7 +77,7 @@ def generate_adult_sized_release(
                 key = key * ADULT_LIKE_CARDINALITIES[col] + codes[col]
             uniques, counts = np.unique(key, return_counts=True)
             keep = counts >= k
-            for unique, count in zip(uniques[keep].tolist(), counts[keep].tolist()):
+            for unique, count in zip(uniques[keep].tolist(), counts[keep].tolist(), strict=True):
                 parts = []
                 for col in reversed(combo):
                     parts.append(f"{col}:{col}_{unique % ADULT_LIKE_CARDINALITIES[col]}")
@@ -100,69 +111,178 @@ def small_release() -> tuple[pd.DataFrame, pd.DataFrame]:
     return synthetic, reportable
 
 
+#: The facts of a k-anonymous row_seeded release with k = 10 and R = 3.
+K_FACTS = ReleaseFacts(mode="row_seeded", k=10, reporting_length=3, dp=False)
+
+
 def render_small(**kwargs) -> str:
     synthetic, reportable = small_release()
-    options = {"title": "Small", "k": 10, "reporting_length": 3}
+    options = {"title": "Small", "facts": K_FACTS}
     options.update(kwargs)
     return render_showcase_html(synthetic, reportable, **options)
 
 
+def attribute_labels(data: dict) -> list[tuple[str, str]]:
+    """``(column, value)`` of every page attribute id."""
+    return [(col["name"], value) for col in data["columns"] for value in col["values"]]
+
+
 def decode_synthetic(data: dict) -> pd.DataFrame:
-    """Rebuild the synthetic table from the embedded column-major codes."""
-    return pd.DataFrame(
-        {
-            col["name"]: [col["values"][c - 1] if c else "" for c in col["codes"]]
-            for col in data["columns"]
-        }
-    )
+    """Rebuild the synthetic table (one row per record, in code order) from the embedded
+    distinct records and their copies."""
+    records = data["records"]
+    rows = []
+    for r, copies in enumerate(records["weights"]):
+        row = {col["name"]: (col["values"][codes[r] - 1] if codes[r] else "")
+               for col, codes in zip(data["columns"], records["codes"], strict=True)}
+        rows.extend([row] * copies)
+    return pd.DataFrame(rows, columns=[col["name"] for col in data["columns"]])
 
 
 def decode_reportable(data: dict) -> dict[frozenset, int]:
-    """Rebuild ``{attribute set: count}`` from the embedded code tuples."""
-    attributes = [(col["name"], value) for col in data["columns"] for value in col["values"]]
+    """``{attribute set: published count}`` of the embedded combinations that have one."""
+    labels = attribute_labels(data)
     combos = {}
-    for block in data["reportable"]:
-        size, flat = block["size"], block["data"]
-        assert len(flat) % (size + 1) == 0
-        for i in range(0, len(flat), size + 1):
-            ids = flat[i : i + size]
-            assert ids == sorted(ids)
-            combo = frozenset(attributes[a] for a in ids)
-            assert len(combo) == size and combo not in combos
-            combos[combo] = flat[i + size]
+    for block in data["combinations"]:
+        assert len(block["combos"]) == block["count"] == len(block["actual"])
+        for ids, actual in zip(block["combos"], block["actual"], strict=True):
+            assert list(ids) == sorted(ids) and len(set(ids)) == block["size"]
+            combo = frozenset(labels[a] for a in ids)
+            assert combo not in combos
+            if actual is not None:
+                combos[combo] = actual
     return combos
+
+
+def decode_estimates(data: dict) -> dict[frozenset, int]:
+    """``{attribute set: synthetic count}`` of the combinations embedding."""
+    labels = attribute_labels(data)
+    return {frozenset(labels[a] for a in ids): est for block in data["combinations"]
+            for ids, est in zip(block["combos"], block["estimate"], strict=True)}
 
 
 def reportable_as_sets(reportable: pd.DataFrame) -> dict[frozenset, int]:
     """Parse a reportable table independently of the module under test."""
     out = {}
-    for selections, count in zip(reportable["selections"], reportable["protected_count"]):
+    for selections, count in zip(reportable["selections"], reportable["protected_count"], strict=True):
         if selections != "record_count":
             out[frozenset(tuple(a.split(":")) for a in selections.split(";"))] = int(count)
     return out
+
+
+def brute_force_counts(synthetic: pd.DataFrame, max_length: int) -> dict[frozenset, int]:
+    """Synthetic count of every combination of up to ``max_length`` attributes, record by record."""
+    counts: dict[frozenset, int] = {}
+    for row in synthetic.itertuples(index=False):
+        attributes = [(c, v) for c, v in zip(synthetic.columns, row, strict=True) if v != ""]
+        for length in range(1, max_length + 1):
+            for combo in itertools.combinations(attributes, length):
+                counts[frozenset(combo)] = counts.get(frozenset(combo), 0) + 1
+    return counts
 
 
 # --------------------------------------------------------------------------- #
 # Round trip and content
 # --------------------------------------------------------------------------- #
 
-def test_embedded_data_round_trips():
+def test_embedded_records_round_trip():
     synthetic, reportable = small_release()
-    html = render_small(dataset_facts={"Synthetic records": 6, "Synthesis mode": "row_seeded"})
-    data = extract_showcase_data(html)
+    data = extract_showcase_data(render_small(embedding="records"))
 
-    pd.testing.assert_frame_equal(decode_synthetic(data), synthetic)
-    assert data["record_count"] == 6
-    assert data["protected_record_count"] == 10
-    assert data["k"] == 10 and data["reporting_length"] == 3
-    assert data["facts"] == [["Synthetic records", 6], ["Synthesis mode", "row_seeded"]]
-    expected = {c: n for c, n in reportable_as_sets(reportable).items() if ("age", "50-59") not in c}
+    assert data["format"] == 2 and data["embedding"] == "records"
+    decoded = decode_synthetic(data)
+    order = list(synthetic.columns)
+    pd.testing.assert_frame_equal(decoded.sort_values(order).reset_index(drop=True),
+                                  synthetic.sort_values(order).reset_index(drop=True))
+    assert data["records"]["count"] == 5  # six records, five distinct
+    assert data["synthetic_record_count"] == 6
+    assert data["published_record_count"] == 10
+    assert data["k"] == 10 and data["reporting_length"] == 3 and data["dp"] is False
+    # Only published combinations that also occur in the synthetic data (the only ones the
+    # page can show); none naming a value absent from it.
+    source = reportable_as_sets(reportable)
+    expected = {c: n for c, n in source.items() if brute_force_counts(synthetic, 3).get(c)}
     assert decode_reportable(data) == expected
+
+
+def test_embedded_combinations_round_trip():
+    synthetic, reportable = small_release()
+    data = extract_showcase_data(render_small(embedding="combinations"))
+
+    assert data["embedding"] == "combinations" and data["records"] is None
+    assert decode_estimates(data) == brute_force_counts(synthetic, 3)
+    source = reportable_as_sets(reportable)
+    assert decode_reportable(data) == {c: n for c, n in source.items() if c in decode_estimates(data)}
+
+
+def test_combination_counting_matches_brute_force():
+    synthetic, _ = generate_adult_sized_release(n_records=400, seed=5)
+    vocabulary, records = records_from_frame(synthetic)
+    assert int(records.weights.sum()) == 400
+    counted = count_combinations(vocabulary, records, 3)
+    labels = [(c, v) for c, values in zip(vocabulary.columns, vocabulary.values, strict=True) for v in values]
+    as_labels = {frozenset(labels[i] for i in ids): n for ids, n in counted.as_dict().items()}
+    assert as_labels == brute_force_counts(synthetic, 3)
+
+
+def test_embedding_is_the_smaller_one_and_sizes_are_exact():
+    synthetic, reportable = generate_adult_sized_release(n_records=3_000, seed=3)
+    vocabulary, records = records_from_frame(synthetic)
+    _, published = combinations_from_selections(reportable, vocabulary)
+    synthetic_counts = count_combinations(vocabulary, records, 3)
+    choice = choose_embedding(vocabulary, published, synthetic_counts, len(records.weights),
+                              int(records.weights.max()))
+    for name in ("records", "combinations"):
+        data = extract_showcase_data(render_showcase_html(synthetic, reportable, title="t", facts=K_FACTS,
+                                                          embedding=name))
+        assert data["embedding_sizes"] == {"records": choice.records_bytes,
+                                           "combinations": choice.combinations_bytes}
+    sizes = {"records": records_payload_bytes(vocabulary, len(records.weights), int(records.weights.max())),
+             "combinations": 0}
+    for block in combination_blocks(vocabulary, published, synthetic_counts, with_estimates=False):
+        sizes["records"] += sum(len(v["data"]) for v in block.values() if isinstance(v, dict))
+    assert sizes["records"] == choice.records_bytes
+    auto = extract_showcase_data(render_showcase_html(synthetic, reportable, title="t", facts=K_FACTS))
+    smaller = min(("records", "combinations"), key=lambda n: auto["embedding_sizes"][n])
+    assert auto["embedding"] == smaller
+
+    # Few distinct records with many copies and many columns: the records are smaller.
+    wide = pd.DataFrame({f"c{i}": [f"v{j % 3}" for j in range(60)] for i in range(8)})
+    wide_rep = pd.DataFrame({"selections": ["record_count"], "protected_count": [60]})
+    data = extract_showcase_data(render_showcase_html(wide, wide_rep, title="t", facts=K_FACTS))
+    assert data["embedding"] == "records"
+    # Every record distinct, few combinations of up to R = 2 values: the combinations are smaller.
+    grid = pd.DataFrame(list(itertools.product(*[[f"{c}{v}" for v in range(3)] for c in "abcdef"])),
+                        columns=list("abcdef"))
+    facts = ReleaseFacts(mode="row_seeded", k=10, reporting_length=2, dp=False)
+    data = extract_showcase_data(render_showcase_html(grid, wide_rep, title="t", facts=facts))
+    assert data["embedding"] == "combinations"
+    assert data["embedding_sizes"]["combinations"] < data["embedding_sizes"]["records"] / 4
+
+
+def test_release_without_records_embeds_combinations():
+    synthetic, reportable = small_release()
+    vocabulary, records = records_from_frame(synthetic)
+    record_count, published = combinations_from_selections(reportable, vocabulary)
+    counts = count_combinations(vocabulary, records, 3)
+    release = ShowcaseRelease(vocabulary, published, record_count, 6, synthetic=counts)
+    from ksynth_spark.report.showcase import render_showcase
+
+    data = extract_showcase_data(render_showcase(release, title="t", facts=K_FACTS))
+    assert data["embedding"] == "combinations"
+    assert decode_estimates(data) == brute_force_counts(synthetic, 3)
+    with pytest.raises(ValueError, match="needs the distinct synthetic records"):
+        render_showcase(release, title="t", facts=K_FACTS, embedding="records")
+    with pytest.raises(ValueError, match="embedding must be"):
+        render_showcase(release, title="t", facts=K_FACTS, embedding="rows")
+    empty = ShowcaseRelease(vocabulary, published, record_count, 0,
+                            records=DistinctRecords(np.zeros((0, 4), dtype=np.int64), np.zeros(0, dtype=np.int64)))
+    assert extract_showcase_data(render_showcase(empty, title="t", facts=K_FACTS))["combinations"] == []
 
 
 def test_only_reportable_combinations_are_embedded():
     synthetic, reportable = generate_adult_sized_release(n_records=3_000, seed=3)
-    html = render_showcase_html(synthetic, reportable, title="t", k=10, reporting_length=3)
+    html = render_showcase_html(synthetic, reportable, title="t", facts=K_FACTS)
     embedded = decode_reportable(extract_showcase_data(html))
     source = reportable_as_sets(reportable)
     assert embedded, "expected some combinations"
@@ -183,38 +303,90 @@ def test_conflicting_duplicate_combinations_are_rejected():
         {"selections": ["age:30-39;sex:Male", "sex:Male;age:30-39"], "protected_count": [20, 30]}
     )
     with pytest.raises(ValueError, match="reported twice"):
-        render_showcase_html(synthetic, reportable, title="t", k=10, reporting_length=3)
+        render_showcase_html(synthetic, reportable, title="t", facts=K_FACTS)
 
 
 def test_string_counts_and_missing_cells_are_accepted():
     synthetic, reportable = small_release()
     synthetic = synthetic.replace("", np.nan)
     reportable = reportable.astype(str)
-    data = extract_showcase_data(
-        render_showcase_html(synthetic, reportable, title="t", k=10, reporting_length=3)
-    )
-    pd.testing.assert_frame_equal(decode_synthetic(data), small_release()[0])
-    assert data["protected_record_count"] == 10
-    # Default facts when none are given.
-    assert data["facts"] == [["Synthetic records", 6], ["Protected record count", 10]]
+    data = extract_showcase_data(render_showcase_html(synthetic, reportable, title="t", facts=K_FACTS,
+                                                      embedding="records"))
+    order = list(synthetic.columns)
+    pd.testing.assert_frame_equal(decode_synthetic(data).sort_values(order).reset_index(drop=True),
+                                  small_release()[0].sort_values(order).reset_index(drop=True))
+    assert data["published_record_count"] == 10
+    facts = {name: value for name, value, _ in data["facts"]}
+    assert facts["Synthetic records"] == 6 and facts["Sensitive records"] == 10
 
 
 def test_invalid_parameters_are_rejected():
     with pytest.raises(ValueError, match="k must"):
-        render_small(k=0)
+        render_small(facts=ReleaseFacts(mode="row_seeded", k=0, reporting_length=3, dp=False))
     with pytest.raises(ValueError, match="reporting_length must"):
-        render_small(reporting_length=0)
+        render_small(facts=ReleaseFacts(mode="row_seeded", k=10, reporting_length=0, dp=False))
     synthetic, _ = small_release()
     with pytest.raises(ValueError, match="protected_count"):
-        render_showcase_html(
-            synthetic, pd.DataFrame({"selections": ["record_count"]}),
-            title="t", k=10, reporting_length=3,
-        )
-    with pytest.raises(ValueError, match="invalid protected_count"):
-        render_showcase_html(
-            synthetic, pd.DataFrame({"selections": ["age:30-39"], "protected_count": ["x"]}),
-            title="t", k=10, reporting_length=3,
-        )
+        render_showcase_html(synthetic, pd.DataFrame({"selections": ["record_count"]}), title="t", facts=K_FACTS)
+    with pytest.raises(ValueError, match="invalid count"):
+        render_showcase_html(synthetic, pd.DataFrame({"selections": ["age:30-39"], "protected_count": ["x"]}),
+                             title="t", facts=K_FACTS)
+
+
+# --------------------------------------------------------------------------- #
+# Words: derived from the release's facts
+# --------------------------------------------------------------------------- #
+
+def page_words(data: dict) -> str:
+    """Every sentence and label the page shows (besides data values)."""
+    text = data["text"]
+    parts = [text["headline"], *text["details"], *(q + " " + a for q, a in text["how_to_read"]),
+             text["estimate_label"], text["actual_label"], text["actual_short"], text["missing_note"],
+             text["evaluation_note"] or ""]
+    parts += [f"{name} {value} {note}" for name, value, note in data["facts"]]
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("facts", [
+    K_FACTS,
+    ReleaseFacts(mode="aggregate_seeded", k=5, reporting_length=2, dp=False, checked=True),
+    ReleaseFacts(mode="aggregate_seeded", k=10, reporting_length=3, dp=True, epsilon=4.0, delta=1e-6),
+    ReleaseFacts(mode="aggregate_seeded", k=10, reporting_length=3, dp=True, test_noise=True),
+    ReleaseFacts(mode="row_seeded", k=10, reporting_length=3, dp=False, checked=False, records_below_k=2),
+])
+def test_statement_and_labels_come_from_the_facts(facts):
+    data = extract_showcase_data(render_small(facts=facts, evaluation_ran=True))
+    statement = privacy_statement(facts)
+    assert data["text"]["headline"] == statement.headline
+    assert data["text"]["details"] == list(statement.details)
+    assert data["text"]["warning"] == statement.headline.startswith("WARNING")
+    assert data["text"]["how_to_read"], "the How to read panel needs answers"
+    words = page_words(data)
+    if facts.dp:
+        assert "multiple of" not in words and "rounded down" not in words and "k =" not in words
+        assert data["text"]["actual_label"].startswith("Published count (")
+        assert "restricted" in data["text"]["evaluation_note"]
+    else:
+        assert data["text"]["actual_label"] == f"Protected count (rounded down to a multiple of {facts.k})"
+        assert f"k = {facts.k}" in words
+        assert data["text"]["evaluation_note"] == "An evaluation of this release was run, but it is not part of " \
+                                                  "this page."
+    if facts.mode == "aggregate_seeded" and not facts.dp:
+        assert "Every synthetic record" not in words
+    if facts.test_noise:
+        assert data["text"]["warning"] and "NOT" in data["text"]["actual_label"]
+
+
+def test_no_evaluation_note_and_exact_record_count():
+    data = extract_showcase_data(render_small())
+    assert data["evaluation"] is None
+    assert data["text"]["evaluation_note"] == "No evaluation was run for this release."
+    synthetic, reportable = small_release()
+    exact = reportable.rename(columns={"protected_count": "count"})
+    dp = ReleaseFacts(mode="aggregate_seeded", k=10, reporting_length=3, dp=True, epsilon=4.0, delta=1e-6)
+    data = extract_showcase_data(render_showcase_html(synthetic, exact, title="t", facts=dp, count_column="count"))
+    notes = {name: note for name, _, note in data["facts"]}
+    assert "exact" in notes["Sensitive records"]
 
 
 # --------------------------------------------------------------------------- #
@@ -262,9 +434,9 @@ def test_unknown_columns_in_pages_or_visuals_raise(option):
 
 
 def test_columns_in_two_pages_or_visuals_raise():
-    with pytest.raises(ValueError, match="more than one page"):
+    with pytest.raises(ValueError, match="report_pages lists column 'age' in both"):
         render_small(report_pages={"A": ["age"], "B": ["age"]})
-    with pytest.raises(ValueError, match="more than one visual"):
+    with pytest.raises(ValueError, match="report_visuals lists column 'lang_en' in both"):
         render_small(report_visuals={"A": ["lang_en"], "B": ["lang_en", "lang_fr"]})
     with pytest.raises(ValueError, match="must be a list"):
         render_small(report_pages={"A": "age"})
@@ -274,15 +446,25 @@ def test_columns_in_two_pages_or_visuals_raise():
 # Size, escaping, offline safety
 # --------------------------------------------------------------------------- #
 
-def test_adult_sized_page_is_under_5_mb():
+def test_adult_sized_page_is_small_in_both_embeddings():
     synthetic, reportable = generate_adult_sized_release()
     assert synthetic.shape == (48_842, 13)
     assert len(reportable) > 110_000
-    html = render_showcase_html(synthetic, reportable, title="Adult", k=10, reporting_length=3)
-    size = len(html.encode("utf-8"))
-    assert size < 5 * 1024 * 1024, f"page is {size / 1e6:.2f} MB"
-    data = extract_showcase_data(html)
-    assert len(decode_reportable(data)) == len(reportable) - 1
+    vocabulary, records = records_from_frame(synthetic)
+    counts = count_combinations(vocabulary, records, 3)
+    record_count, published = combinations_from_selections(reportable, vocabulary)
+    release = ShowcaseRelease(vocabulary, published, record_count, len(synthetic), counts, records)
+    labels = [(c, v) for c, values in zip(vocabulary.columns, vocabulary.values, strict=True) for v in values]
+    shown = {frozenset(labels[i] for i in ids) for ids in counts.as_dict()}
+    from ksynth_spark.report.showcase import render_showcase
+
+    for embedding in ("records", "combinations"):
+        html = render_showcase(release, title="Adult", facts=K_FACTS, embedding=embedding)
+        size = len(html.encode("utf-8"))
+        assert size < 4 * 1024 * 1024, f"{embedding}: page is {size / 1e6:.2f} MB"
+        data = extract_showcase_data(html)
+        assert data["embedding"] == embedding
+        assert decode_reportable(data) == {c: n for c, n in reportable_as_sets(reportable).items() if c in shown}
 
 
 def test_script_closing_tags_in_values_are_escaped():
@@ -290,24 +472,36 @@ def test_script_closing_tags_in_values_are_escaped():
     synthetic = pd.DataFrame({"col": [nasty, nasty, "ok"], "b": ["&amp;", "\u2028", "x"]})
     reportable = pd.DataFrame({"selections": [f"col:{nasty}"], "protected_count": [10]})
     title = "Title </title><script>alert(2)</script> /*__DATA__*/ __TITLE__"
-    html = render_showcase_html(synthetic, reportable, title=title, k=1, reporting_length=2)
+    facts = ReleaseFacts(mode="row_seeded", k=1, reporting_length=2, dp=False)
+    for embedding in ("records", "combinations"):
+        html = render_showcase_html(synthetic, reportable, title=title, facts=facts, embedding=embedding)
 
-    # Only the page's own two script elements are closed.
-    assert len(re.findall(r"</script", html, re.IGNORECASE)) == 2
-    assert "<script>alert" not in html
-    assert "<!--" not in html
-    assert "<title>Title &lt;/title&gt;&lt;script&gt;alert(2)&lt;/script&gt;" in html
-    data = extract_showcase_data(html)
-    assert data["title"] == title
-    assert data["columns"][0]["values"] == [nasty, "ok"]
-    assert data["columns"][1]["values"] == sorted(["&amp;", "\u2028", "x"])
-    assert decode_reportable(data) == {frozenset({("col", nasty)}): 10}
+        # Only the page's own two script elements are closed.
+        assert len(re.findall(r"</script", html, re.IGNORECASE)) == 2
+        assert "<script>alert" not in html
+        assert "<!--" not in html
+        assert "<title>Title &lt;/title&gt;&lt;script&gt;alert(2)&lt;/script&gt;" in html
+        data = extract_showcase_data(html)
+        assert data["title"] == title
+        assert data["columns"][0]["values"] == [nasty, "ok"]
+        assert data["columns"][1]["values"] == sorted(["&amp;", "\u2028", "x"])
+        assert decode_reportable(data) == {frozenset({("col", nasty)}): 10}
 
 
 def test_all_placeholders_are_filled():
     html = render_small()
     for placeholder in ["/*__DATA__*/", "/*__SCRIPT__*/", "/*__STYLE__*/", "__TITLE__"]:
         assert placeholder not in html
+
+
+def test_script_makes_no_claim_of_its_own():
+    """Every sentence about the release comes from the data (derived from the facts)."""
+    from importlib import resources
+
+    script = resources.files("ksynth_spark.report").joinpath("showcase_assets/showcase.js").read_text("utf-8")
+    for claim in [r"\bk = ", "rounded down", "multiple of", "individuals", "at least", "No evaluation",
+                  "differentially", "Protected", r"DATA\.k\b"]:
+        assert not re.search(claim, script), claim
 
 
 def _matplotlib_svg() -> str:

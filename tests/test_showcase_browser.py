@@ -2,7 +2,10 @@
 
 The page is opened from a ``file://`` URL with every request observed; the
 numbers it shows are compared with counts computed independently here with
-pandas from the release files.
+pandas from the release files, and its words with the privacy statement of the
+release's configuration and recorded facts. Pages come from small real runs of
+the pipeline on the bundled German credit data (one per mode) and from
+hand-made inputs.
 
 Needs ``/usr/bin/chromium`` (Debian package ``chromium``) and the PyPI package
 ``playwright`` (no Playwright-downloaded browser). The tests are skipped when
@@ -12,14 +15,17 @@ either is missing; CI installs both.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
+import shutil
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from ksynth_spark.showcase import render_showcase_html
+from ksynth_spark.report.privacy import ReleaseFacts, privacy_statement
+from ksynth_spark.report.showcase import extract_showcase_data, render_showcase_html
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +40,8 @@ SCREENSHOT = REPO_ROOT / "test-artifacts" / "showcase_german_credit.png"
 K = 10
 R = 3
 CLICK_BUDGET_MS = 200.0
+#: The facts of the hand-made pages: k-anonymous row_seeded, k = 10, R = 3.
+K_FACTS = ReleaseFacts(mode="row_seeded", k=K, reporting_length=R, dp=False)
 
 # Attribute values clicked in the German credit page (two different columns).
 FIRST_SELECTION = ("housing", "own")
@@ -45,20 +53,59 @@ REFUSED_SELECTION = ("telephone", "yes")
 # Release files
 # --------------------------------------------------------------------------- #
 
-@pytest.fixture(scope="session")
-def german_release(spark, tmp_path_factory) -> Path:
-    """The real pipeline's release of the bundled German credit data (k = 10, R = 3, row_seeded)."""
+def german_config(out: Path, **options):
     from ksynth_spark.config import config_from_dict
+
+    return config_from_dict({
+        "sensitive_microdata_path": str(GERMAN_CREDIT_CSV), "reporting_resolution": K, "reporting_length": R,
+        "synthesis_mode": "row_seeded", "seed": 7, "output_dir": str(out), "prefix": "german",
+        "table_format": "parquet", "report_title": "German credit \u2013 k-synthetic data showcase", **options,
+    })
+
+
+@pytest.fixture(scope="session")
+def german_run(spark, tmp_path_factory):
+    """``(output_dir, config, run)`` of the real pipeline's release of the bundled German credit
+    data (k = 10, R = 3, row_seeded, every stage)."""
     from ksynth_spark.pipeline import run_stages
 
     out = tmp_path_factory.mktemp("german_release")
-    config = config_from_dict({
-        "sensitive_microdata_path": str(GERMAN_CREDIT_CSV), "reporting_resolution": K, "reporting_length": R,
-        "synthesis_mode": "row_seeded", "seed": 7, "output_dir": str(out), "prefix": "german",
-        "table_format": "parquet", "report_title": "German credit \u2013 k-synthetic data showcase",
-    })
-    run_stages(spark, config, ("aggregate", "generate", "evaluate", "showcase"))
-    return out
+    config = german_config(out)
+    run = run_stages(spark, config, ("aggregate", "generate", "evaluate", "showcase"))
+    return out, config, run
+
+
+@pytest.fixture(scope="session")
+def german_release(german_run) -> Path:
+    """The output directory of the German credit release."""
+    return german_run[0]
+
+
+@pytest.fixture(scope="module")
+def mode_releases(spark, german_run, tmp_path_factory) -> dict[str, tuple[Path, object]]:
+    """``name -> (showcase page, config)`` of small real releases in every mode: row_seeded (the
+    session release), aggregate_seeded on k-anonymous aggregates (no evaluation: the page counts
+    the synthetic combinations itself), DP (evaluation restricted), and the showcase stage run
+    alone on a copy of the row_seeded release (reads the committed tables)."""
+    from ksynth_spark.pipeline import run_stages
+
+    out, config, _ = german_run
+    releases = {"row_seeded": (out / "release" / "german_showcase.html", config)}
+    for name, options, stages in [
+        ("aggregate_seeded", {"synthesis_mode": "aggregate_seeded"}, ("aggregate", "generate", "showcase")),
+        ("dp", {"synthesis_mode": "aggregate_seeded", "dp_aggregates": True},
+         ("aggregate", "generate", "evaluate", "showcase")),
+    ]:
+        target = tmp_path_factory.mktemp(f"german_{name}")
+        mode_config = german_config(target, **options)
+        run_stages(spark, mode_config, stages)
+        releases[name] = (target / "release" / "german_showcase.html", mode_config)
+    alone = tmp_path_factory.mktemp("german_showcase_alone") / "release_copy"
+    shutil.copytree(out, alone)
+    alone_config = german_config(alone)
+    run_stages(spark, alone_config, ("showcase",))
+    releases["showcase_alone"] = (alone / "release" / "german_showcase.html", alone_config)
+    return releases
 
 
 @pytest.fixture(scope="session")
@@ -76,10 +123,16 @@ def read_reportable(path: Path) -> tuple[pd.DataFrame, dict[frozenset, int]]:
     """Return the raw table and ``{attribute set: protected count}``."""
     table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_filter=False)
     combos = {}
-    for selections, count in zip(table["selections"], table["protected_count"]):
+    for selections, count in zip(table["selections"], table["protected_count"], strict=True):
         if selections != "record_count":
             combos[frozenset(tuple(a.split(":")) for a in selections.split(";"))] = int(count)
     return table, combos
+
+
+def recorded_facts(page: Path, config) -> ReleaseFacts:
+    """The facts of a release from its configuration and what its stages recorded."""
+    effective = json.loads((page.parent.parent / "german_config.json").read_text(encoding="utf-8"))
+    return ReleaseFacts.from_run(config, effective["derived"])
 
 
 def load_generator_module():
@@ -169,6 +222,15 @@ class OpenedPage:
                    selected: row.classList.contains('selected'),
                  })))"""
         )
+
+    def statement(self) -> tuple[str, str]:
+        """The privacy statement's headline and details as shown."""
+        return self.page.inner_text("#privacy-headline"), self.page.inner_text("#privacy-details")
+
+    def screen(self) -> dict:
+        """Every number and label on the explore view (bars, summary, selection)."""
+        return {"bars": self.bars(), "summary": self.page.inner_text("#selection-summary"),
+                "selection": self.selection(), "message": self.page.inner_text("#selection-message")}
 
     def selection(self) -> list[tuple[str, str]]:
         return [
@@ -260,21 +322,18 @@ def german_page(german_release) -> Path:
 
 def test_german_page_embeds_no_sensitive_only_value(german_release):
     """Every combination and value in the page describes at least k sensitive records."""
-    from ksynth_spark.showcase import extract_showcase_data
-
     sensitive = pd.read_csv(german_release / "sensitive" / "german_sensitive_aggregates.tsv", sep="\t",
                             dtype=str, keep_default_na=False)
-    counts = {frozenset(s.split(";")): int(c) for s, c in zip(sensitive["selections"], sensitive["count"])}
-    rare = {combo for combo, count in counts.items() if count < K}
+    counts = {frozenset(s.split(";")): int(c) for s, c in zip(sensitive["selections"], sensitive["count"],
+                                                               strict=True)}
     html = (german_release / "release" / "german_showcase.html").read_text(encoding="utf-8")
     data = extract_showcase_data(html)
     labels = [f"{column['name']}:{value}" for column in data["columns"] for value in column["values"]]
     assert all(counts[frozenset([label])] >= K for label in labels)
-    for group in data["reportable"]:
-        size, flat = group["size"], group["data"]
-        for start in range(0, len(flat), size + 1):
-            combo = frozenset(labels[i] for i in flat[start:start + size])
-            assert combo not in rare and counts[combo] >= K
+    assert data["combinations"], "no combination embedded"
+    for block in data["combinations"]:
+        for ids in block["combos"]:
+            assert counts[frozenset(labels[i] for i in ids)] >= K
     assert len(html.encode("utf-8")) < 5_000_000
 
 
@@ -285,8 +344,6 @@ def test_german_credit_selection_matches_release_files(chromium_browser, german_
     opened = OpenedPage(chromium_browser, german_page)
     try:
         page = opened.page
-        statement = page.inner_text("#privacy-statement")
-        assert f"k = {K} individuals" in statement and f"more than {R} attributes" in statement
         assert page.locator(".chart").count() == synthetic.shape[1]
 
         # No selection: single-value counts.
@@ -345,42 +402,154 @@ def test_german_credit_selection_matches_release_files(chromium_browser, german_
         assert opened.selection() == []
         check_all_bars(opened, synthetic, reportable, [])
 
-        # The evaluation view says that none was run.
+        # The header figures say what they count and match the release files.
+        facts = {name: value for name, value in page.evaluate(
+            "() => [...document.querySelectorAll('.fact')].map((f) => "
+            "[f.dataset.fact, f.querySelector('.fact-value').textContent])")}
+        assert facts["Synthetic records"] == f"{len(synthetic):,}"
+        record_count = pd.read_csv(reportable_path, sep="\t", dtype=str, nrows=1)["protected_count"][0]
+        assert facts["Sensitive records"] == f"{int(record_count):,}"
+
+        # The evaluation view shows the public metrics.
         page.click("#tab-evaluation")
-        assert "Leakage (combinations under k)\t0" in page.inner_text("#evaluation")
+        assert page.locator("#evaluation .metrics tr").count() > 3
         assert page.locator("#view-explore").is_hidden()
         opened.assert_offline()
     finally:
         opened.close()
 
 
-def test_click_latency_on_adult_sized_table(chromium_browser, tmp_path):
-    generator = load_generator_module()
-    synthetic, reportable = generator.generate_adult_sized_release()
-    html_path = tmp_path / "adult_sized.html"
-    html_path.write_text(
-        render_showcase_html(synthetic, reportable, title="Adult-sized", k=K, reporting_length=R),
-        encoding="utf-8",
-    )
-    opened = OpenedPage(chromium_browser, html_path)
+def page_text(opened: OpenedPage) -> str:
+    """All visible text of the page, the evaluation view included."""
+    opened.page.click("#tab-evaluation")
+    evaluation = opened.page.inner_text("#view-evaluation")
+    opened.page.click("#tab-explore")
+    return opened.page.inner_text("body") + "\n" + evaluation
+
+
+@pytest.mark.parametrize("mode", ["row_seeded", "aggregate_seeded", "dp"])
+def test_privacy_statement_is_true_of_the_release(chromium_browser, mode_releases, mode):
+    """The page states what the release's configuration and recorded facts support, and nothing more."""
+    page_path, config = mode_releases[mode]
+    facts = recorded_facts(page_path, config)
+    statement = privacy_statement(facts)
+    opened = OpenedPage(chromium_browser, page_path)
     try:
-        logger.info("Adult-sized page loaded in %.2f s", opened.load_seconds)
-        first = ("education", "education_0")
-        second = ("occupation", "occupation_1")
-        third = ("race", "race_0")
-        timings = {
-            "select first": opened.timed_click(*first),
-            "select second": opened.timed_click(*second),
-            "refused third": opened.timed_click(*third),
-            "deselect first": opened.timed_click(*first),
-            "select third": opened.timed_click(*third),
-        }
-        logger.info("click timings (ms): %s", timings)
-        assert opened.selection() == [second, third]
-        assert max(timings.values()) < CLICK_BUDGET_MS, timings
+        headline, details = opened.statement()
+        assert headline == statement.headline
+        assert details == " ".join(statement.details)
+        text = page_text(opened)
+        legend = opened.page.inner_text(".legend")
+        how_to_read = opened.page.inner_text("#how-to-read")
+        assert "Which number should I quote?" in how_to_read
+        if mode == "dp":
+            assert config.dp_aggregates and facts.epsilon is not None
+            assert headline.startswith("This release is differentially private with epsilon = ")
+            assert f"{facts.epsilon:g}" in headline
+            for claim in ["multiple of", "rounded down", f"at least {K}", "k = ", "k-anonym", "Protected"]:
+                assert claim not in text, claim
+            assert "Published count (differentially private, noisy)" in legend
+            heads = opened.page.locator(".chart").first.locator(".bar-head .bar-numbers span").all_text_contents()
+            assert heads == ["Estimate", "Published"]  # (shown upper-case by the style sheet)
+            assert "kept restricted" in opened.page.inner_text("#evaluation")
+            assert "No evaluation was run" not in text
+        else:
+            assert not config.dp_aggregates and not statement.warning
+            assert f"at least {config.k} records" in headline
+            assert f"rounded down to a multiple of {config.k}" in details
+            assert f"Protected count (rounded down to a multiple of {config.k})" in legend
+            assert "differentially private" not in text
+        if mode == "aggregate_seeded":
+            # Guarantees reach combinations of up to R values only: no record-level claim.
+            assert headline.startswith(f"Every combination of up to {R} values")
+            assert "Every synthetic record" not in text and "every synthetic record" not in text
+            assert "not a guarantee about whole synthetic records" in details
+            assert "No evaluation was run for this release." in opened.page.inner_text("#evaluation")
+        if mode == "row_seeded":
+            assert headline.startswith("Every synthetic record")
+            assert "An independent check" in details
         opened.assert_offline()
     finally:
         opened.close()
+
+
+def stage_page(config, run, embedding: str, tmp_path: Path) -> Path:
+    """The page of a run rendered by the showcase stage's gatherer with a forced embedding."""
+    from ksynth_spark.pipeline import released_headers
+    from ksynth_spark.report.stage import ShowcaseInputs, showcase_html
+
+    inputs = ShowcaseInputs(run.synthesis.records, run.reportable.table, run.reportable.record_count,
+                            run.reportable.count_column, run.aggregates.reporting_length, released_headers(run),
+                            None, dict(run.derived), run.evaluation.synthetic_aggregates, embedding)
+    path = tmp_path / f"german_{embedding}.html"
+    path.write_text(showcase_html(config, run.data, inputs), encoding="utf-8")
+    return path
+
+
+def test_both_embeddings_show_the_same_numbers(chromium_browser, german_run, german_release_files, mode_releases,
+                                               tmp_path):
+    """The distinct-records page and the combination-counts page of one release show the same
+    numbers for the same clicks, equal to counts from the release files; the showcase stage run
+    alone (committed tables) embeds the same data as the full run."""
+    _, config, run = german_run
+    synthetic = read_synthetic(german_release_files[0])
+    _, reportable = read_reportable(german_release_files[1])
+    pages = {name: stage_page(config, run, name, tmp_path) for name in ("records", "combinations")}
+    for name, path in pages.items():
+        data = extract_showcase_data(path.read_text(encoding="utf-8"))
+        assert data["embedding"] == name
+        assert (data["records"] is not None) == (name == "records")
+
+    clicks = [FIRST_SELECTION, SECOND_SELECTION, REFUSED_SELECTION, FIRST_SELECTION, ("housing", "rent"),
+              ("housing", "own")]
+    screens = {}
+    for name, path in pages.items():
+        opened = OpenedPage(chromium_browser, path)
+        try:
+            assert opened.page.evaluate("document.body.dataset.embedding") == name
+            shown = [opened.screen()]
+            for click in clicks:
+                opened.bar(*click).click()
+                shown.append(opened.screen())
+            check_all_bars(opened, synthetic, reportable, opened.selection())
+            opened.assert_offline()
+        finally:
+            opened.close()
+        screens[name] = shown
+    assert screens["records"] == screens["combinations"]
+    assert len(screens["records"][-1]["selection"]) == 2
+
+    full, alone = (extract_showcase_data(mode_releases[name][0].read_text(encoding="utf-8"))
+                   for name in ("row_seeded", "showcase_alone"))
+    assert alone == full
+
+
+def test_click_latency_on_adult_sized_table(chromium_browser, tmp_path):
+    generator = load_generator_module()
+    synthetic, reportable = generator.generate_adult_sized_release()
+    first = ("education", "education_0")
+    second = ("occupation", "occupation_1")
+    third = ("race", "race_0")
+    for embedding in ("records", "combinations"):
+        html_path = tmp_path / f"adult_sized_{embedding}.html"
+        html_path.write_text(render_showcase_html(synthetic, reportable, title="Adult-sized", facts=K_FACTS,
+                                                  embedding=embedding), encoding="utf-8")
+        opened = OpenedPage(chromium_browser, html_path)
+        try:
+            logger.info("Adult-sized page (%s) loaded in %.2f s", embedding, opened.load_seconds)
+            timings = {
+                "select first": opened.timed_click(*first),
+                "select second": opened.timed_click(*second),
+                "refused third": opened.timed_click(*third),
+                "deselect first": opened.timed_click(*first),
+                "select third": opened.timed_click(*third),
+            }
+            logger.info("click timings (%s, ms): %s", embedding, timings)
+            assert opened.selection() == [second, third]
+            assert max(timings.values()) < CLICK_BUDGET_MS, (embedding, timings)
+            opened.assert_offline()
+        finally:
+            opened.close()
 
 
 def test_pages_visuals_and_evaluation_view(chromium_browser, tmp_path):
@@ -400,40 +569,43 @@ def test_pages_visuals_and_evaluation_view(chromium_browser, tmp_path):
             "protected_count": [50, 30, 20, 40, 20, 10, 20, 10],
         }
     )
-    html = render_showcase_html(
-        synthetic, reportable, title="Visuals", k=K, reporting_length=2,
-        report_pages={"Languages": ["lang_english", "lang_french", "lang_german"]},
-        report_visuals={"Spoken languages": ["lang_english", "lang_french", "lang_german"]},
-        evaluation={"metrics": {"Mean absolute error": "1.25"},
-                    "charts": {"Tiny": '<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" '
-                                       'width="10" height="10"><rect id="r" width="5" height="5"/></svg>'}},
-    )
-    html_path = tmp_path / "visuals.html"
-    html_path.write_text(html, encoding="utf-8")
-    opened = OpenedPage(chromium_browser, html_path)
-    try:
-        page = opened.page
-        tabs = page.locator(".page-tab")
-        assert tabs.all_inner_texts() == ["Languages", "Other attributes"]
-        # One chart whose bars are the pieces, sorted by estimate.
-        assert page.locator(".chart").count() == 1
-        labels = page.locator(".chart .bar-row .bar-label").all_inner_texts()
-        assert labels == ["english", "french", "german"]
-        bars = opened.bars()
-        assert [(b["column"], b["estimate"], b["actual"]) for b in bars] == [
-            ("lang_english", "40", "40"), ("lang_french", "25", "20"), ("lang_german", "12", "10")]
+    for embedding in ("records", "combinations"):
+        html = render_showcase_html(
+            synthetic, reportable, title="Visuals", embedding=embedding,
+            facts=ReleaseFacts(mode="row_seeded", k=K, reporting_length=2, dp=False),
+            report_pages={"Languages": ["lang_english", "lang_french", "lang_german"]},
+            report_visuals={"Spoken languages": ["lang_english", "lang_french", "lang_german"]},
+            evaluation={"metrics": {"Mean absolute error": "1.25"},
+                        "charts": {"Tiny": '<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" '
+                                           'width="10" height="10"><rect id="r" width="5" height="5"/></svg>'}},
+        )
+        html_path = tmp_path / f"visuals_{embedding}.html"
+        html_path.write_text(html, encoding="utf-8")
+        opened = OpenedPage(chromium_browser, html_path)
+        try:
+            page = opened.page
+            tabs = page.locator(".page-tab")
+            assert tabs.all_inner_texts() == ["Languages", "Other attributes"]
+            # One chart whose bars are the pieces, sorted by estimate.
+            assert page.locator(".chart").count() == 1
+            labels = page.locator(".chart .bar-row .bar-label").all_inner_texts()
+            assert labels == ["english", "french", "german"]
+            bars = opened.bars()
+            assert [(b["column"], b["estimate"], b["actual"]) for b in bars] == [
+                ("lang_english", "40", "40"), ("lang_french", "25", "20"), ("lang_german", "12", "10")]
 
-        # R = 2: one selection allowed; the region page then shows the combinations.
-        opened.bar("lang_french", "1").click()
-        opened.bar("lang_english", "1").click()
-        assert "At most 1 value" in page.inner_text("#selection-message")
-        tabs.nth(1).click()
-        bars = {b["value"]: (b["estimate"], b["actual"]) for b in opened.bars()}
-        assert bars == {"south": ("20", "20"), "north": ("5", "")}
+            # R = 2: one selection allowed; the region page then shows the combinations.
+            opened.bar("lang_french", "1").click()
+            opened.bar("lang_english", "1").click()
+            assert "At most 1 value" in page.inner_text("#selection-message")
+            tabs.nth(1).click()
+            bars = {b["value"]: (b["estimate"], b["actual"]) for b in opened.bars()}
+            assert bars == {"south": ("20", "20"), "north": ("5", "")}
+            assert "25 synthetic records" in page.inner_text("#selection-summary")
 
-        page.click("#tab-evaluation")
-        assert "Mean absolute error" in page.inner_text("#evaluation .metrics")
-        assert page.locator("#evaluation svg rect").count() == 1
-        opened.assert_offline()
-    finally:
-        opened.close()
+            page.click("#tab-evaluation")
+            assert "Mean absolute error" in page.inner_text("#evaluation .metrics")
+            assert page.locator("#evaluation svg rect").count() == 1
+            opened.assert_offline()
+        finally:
+            opened.close()

@@ -17,9 +17,11 @@ from ksynth_spark.combinations import csr_from_lists
 from ksynth_spark.numerics import quantile_r8, round_half_away
 from ksynth_spark.randomness import (
     PHASE_AGGREGATE_SEEDED,
+    PHASE_SUPPRESS,
     PHASE_VALUE_SEEDED,
     RandomStream,
     row_hashes,
+    stream_base,
 )
 from ksynth_spark.synthesis.aggregate_table import AggregateTable
 from ksynth_spark.synthesis.consolidation import (
@@ -41,9 +43,7 @@ from ksynth_spark.synthesis.suppression import (
     select_smallest,
     smallest_occurrences,
 )
-from ksynth_spark.randomness import PHASE_SUPPRESS, stream_base
 from ksynth_spark.synthesis.unseeded import unseeded_records
-
 from tests.synthetic_tables import EXAMPLE_ROWS, Table, attribute_counts, expand, random_table, records_of
 
 ALLOWED_PAIRS = [("A:a1", "B:b1"), ("A:a1", "C:c1"), ("A:a2", "B:b2"), ("A:a2", "C:c1"), ("B:b1", "C:c1"),

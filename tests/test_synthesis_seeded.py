@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from ksynth_spark.synthesis.seeded import grow_rows
-
 from tests.synthetic_tables import EXAMPLE_ROWS, Table, random_table
 
 PHASE1_EXPECTED = {
@@ -99,7 +98,8 @@ def test_phase1_is_a_maximal_subset_of_its_seed(seed, k):
     table = random_table(seed, k=k)
     for run_seed in range(3):
         grown = grow(table, run_seed)
-        assert np.bincount(grown.row, weights=grown.runs, minlength=len(table.distinct)).tolist() == table.weights.tolist()
+        runs_per_row = np.bincount(grown.row, weights=grown.runs, minlength=len(table.distinct))
+        assert runs_per_row.tolist() == table.weights.tolist()
         for row, grown_set in zip(grown.row, _sets(grown)):
             record = table.distinct[row]
             assert grown_set <= record
@@ -130,7 +130,8 @@ def test_cache_batching_and_buffers_do_not_change_results():
     reference = grow(table, 8, oracle=table.oracle(100000))
     tiny = grow(table, 8, oracle=table.oracle(1), states=1)
     half = len(table.distinct) // 2
-    first = grow_rows(table.oracle(3), 8, table.hashes[:half], table.offsets[:half + 1], table.ids, table.weights[:half])
+    first = grow_rows(table.oracle(3), 8, table.hashes[:half], table.offsets[:half + 1], table.ids,
+                      table.weights[:half])
     second = grow_rows(table.oracle(3), 8, table.hashes[half:], table.offsets[half:], table.ids, table.weights[half:])
     for name in ("sizes", "runs", "leaf"):
         assert np.array_equal(getattr(reference, name), getattr(tiny, name))

@@ -16,11 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ksynth_spark.synthesis import stage as S
 from ksynth_spark.config import Config
 from ksynth_spark.load import load_encoded
 from ksynth_spark.numerics import floor_k
-
+from ksynth_spark.synthesis import stage as S
 from tests.conftest import DATA
 
 GERMAN = str(DATA / "german_credit.csv")
@@ -138,7 +137,7 @@ def test_seeded_modes_protect_and_calibrate(spark, request, name, mode, k, seed)
     expected = Counter({key: floor_k(n, k) for key, n in cell_counts(sensitive, headers).items() if n >= k})
     assert cell_counts(frame, headers) == expected
     assert result.stats["records_out"] == result.n_records
-    assert result.expansion_ratio == pytest.approx(result.n_records / len(sensitive))
+    assert result.records_per_sensitive_record == pytest.approx(result.n_records / len(sensitive))
     assert_sorted_rows(frame, headers)
 
 
@@ -180,7 +179,7 @@ def test_aggregate_seeded_stays_inside_the_reportable_table(spark, request, name
     singles = {a[0]: n for a, n in zip(table["attrs"], table["protected_count"]) if len(a) == 1}
     got = Counter(a for r in records for a in r)
     assert dict(got) == singles
-    assert result.expansion_ratio == pytest.approx(len(records) / data.n_records)
+    assert result.records_per_sensitive_record == pytest.approx(len(records) / data.n_records)
 
 
 def test_aggregate_seeded_target(spark, german):

@@ -4,6 +4,14 @@ This module has one job: turn the small evaluation tables of a k-synthetic
 release (the pandas equivalents of the project's TSV outputs) into charts,
 returned as ``{file name: bytes}``. It never writes files; the I/O layer does.
 
+Chart titles use the metric names of :mod:`ksynth_spark.report.metrics`; shares
+(count preservation, mean proportional error) are drawn as percentages. A count
+axis whose positive values span more than two orders of magnitude is drawn on a
+log scale (otherwise most bars of a column such as a country would be invisible
+next to its largest value). A single-attribute chart is drawn only for a column
+where the synthetic and published counts differ somewhere: where they are equal
+by construction the chart would show two identical series.
+
 It uses matplotlib's object API only (``Figure`` + Agg canvas, no ``pyplot``),
 so it is safe to run headless on a Spark driver. Every bar gets a gid of the
 form ``bar-<series>-<i>`` (``i`` = position along the category axis), which
@@ -25,7 +33,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator, StrMethodFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, StrMethodFormatter
+
+from ksynth_spark.report.metrics import COUNT_PRESERVATION, LEAKED, MEAN_PROPORTIONAL_ERROR
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +47,8 @@ FIRST_BUCKET_EDGE = 10
 MAX_LABEL_CHARS = 40
 #: Resolution of the PNG output.
 PNG_DPI = 110
+#: A count axis uses a log scale when its largest positive value exceeds this many times its smallest.
+LOG_SCALE_SPAN = 100
 
 _SAVE_RC = {
     "svg.fonttype": "none",  # keep text as <text>, not glyph paths
@@ -63,7 +75,6 @@ _COLUMNS = {
 }
 
 _COUNT_FORMAT = "{:,.0f}"
-_RATIO_FORMAT = "{:.2f}"
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,31 @@ class _Series:
     key: str
     label: str
     values: Sequence[float]
+
+
+#: Caption of every chart (its title without the privacy resolution), by stem after the prefix.
+CAPTIONS = {
+    "sensitive_rare_by_length": "Rare combinations in the sensitive data by length",
+    "synthetic_leakage_by_length": f"{LEAKED.name} by length",
+    "preservation_by_length": f"{COUNT_PRESERVATION.name} by length",
+    "preservation_by_count": f"{COUNT_PRESERVATION.name} by synthetic count",
+    "proportional_error_by_count": f"{MEAN_PROPORTIONAL_ERROR.name} by synthetic count",
+}
+_SINGLE_ATTRIBUTE_STEM = "single_attribute_counts"
+
+
+def chart_captions(prefix: str, single_attribute_columns: Sequence[str] = ()) -> dict[str, str]:
+    """Caption of every chart this module can render for a release, by stem ``<prefix>_<...>``
+    (single-attribute charts for ``single_attribute_columns``)."""
+    captions = {f"{prefix}_{stem}": caption for stem, caption in CAPTIONS.items()}
+    names = sorted({str(c) for c in single_attribute_columns})
+    for name, safe in zip(names, _safe_names(names), strict=True):
+        captions[f"{prefix}_{_SINGLE_ATTRIBUTE_STEM}_{safe}"] = _single_attribute_caption(name)
+    return captions
+
+
+def _single_attribute_caption(column: str) -> str:
+    return f"Synthetic and published counts: {column}"
 
 
 def render_evaluation_charts(
@@ -106,7 +142,8 @@ def render_evaluation_charts(
             mean_combo_length, count_preservation, mean_proportional_error``;
             any row order (buckets are drawn ascending).
         single_attribute_counts: Columns ``column, value, synthetic_count,
-            protected_count``; one chart per distinct ``column``.
+            protected_count``; one chart per distinct ``column`` whose
+            synthetic and published counts differ for some value.
 
     Returns:
         ``{file name: content}`` with both ``<stem>.png`` and ``<stem>.svg``
@@ -151,7 +188,7 @@ def render_evaluation_charts(
 def _rare_by_length(prefix: str, k: int, table: pd.DataFrame) -> dict[str, Figure]:
     df = _sorted_numeric(table, "sen_combo_length")
     fig = _bar_figure(
-        title=f"Rare combinations by length (k = {k})",
+        title=f"{CAPTIONS['sensitive_rare_by_length']} (k = {k})",
         categories=_int_labels(df["sen_combo_length"]),
         series=[
             _Series("all", "All combinations", _numbers(df["combo_count"])),
@@ -159,7 +196,7 @@ def _rare_by_length(prefix: str, k: int, table: pd.DataFrame) -> dict[str, Figur
         ],
         category_label="Combination length",
         value_label="Distinct combinations in sensitive data",
-        integer_values=True,
+        counts=True,
     )
     return {f"{prefix}_sensitive_rare_by_length": fig}
 
@@ -167,13 +204,13 @@ def _rare_by_length(prefix: str, k: int, table: pd.DataFrame) -> dict[str, Figur
 def _leakage_by_length(prefix: str, k: int, table: pd.DataFrame) -> dict[str, Figure]:
     df = _sorted_numeric(table, "syn_combo_length")
     fig = _bar_figure(
-        title=f"Leakage by combination length (k = {k})",
+        title=f"{CAPTIONS['synthetic_leakage_by_length']} (k = {k})",
         categories=_int_labels(df["syn_combo_length"]),
-        series=[_Series("leak", "Leaked combinations", _numbers(df["leak_count"]))],
+        series=[_Series("leak", LEAKED.name, _numbers(df["leak_count"]))],
         category_label="Combination length",
-        value_label="Leaked rare combinations (expected 0)",
-        annotate=_COUNT_FORMAT,
-        integer_values=True,
+        value_label=LEAKED.name,
+        annotate=_COUNT_FORMAT.format,
+        counts=True,
     )
     return {f"{prefix}_synthetic_leakage_by_length": fig}
 
@@ -181,12 +218,12 @@ def _leakage_by_length(prefix: str, k: int, table: pd.DataFrame) -> dict[str, Fi
 def _preservation_by_length(prefix: str, k: int, table: pd.DataFrame) -> dict[str, Figure]:
     df = _sorted_numeric(table, "syn_combo_length")
     fig = _bar_figure(
-        title=f"Count preservation by combination length (k = {k})",
+        title=f"{CAPTIONS['preservation_by_length']} (k = {k})",
         categories=_int_labels(df["syn_combo_length"]),
-        series=[_Series("preservation", "Count preservation", _numbers(df["count_preservation"]))],
+        series=[_Series("preservation", COUNT_PRESERVATION.name, _numbers(df["count_preservation"]))],
         category_label="Combination length",
-        value_label="Count preservation",
-        annotate=_RATIO_FORMAT,
+        value_label=COUNT_PRESERVATION.name,
+        annotate=_share,
         unit_interval=True,
     )
     return {f"{prefix}_preservation_by_length": fig}
@@ -195,23 +232,24 @@ def _preservation_by_length(prefix: str, k: int, table: pd.DataFrame) -> dict[st
 def _by_count_bucket(prefix: str, k: int, table: pd.DataFrame) -> dict[str, Figure]:
     df = _sorted_numeric(table, "syn_count_bucket")
     buckets = [_bucket_label(edge) for edge in df["syn_count_bucket"]]
-    axis_label = "Synthetic combination count"
+    axis_label = "Synthetic count of the combination"
     preservation = _bar_figure(
-        title=f"Count preservation by combination count (k = {k})",
+        title=f"{CAPTIONS['preservation_by_count']} (k = {k})",
         categories=buckets,
-        series=[_Series("preservation", "Count preservation", _numbers(df["count_preservation"]))],
+        series=[_Series("preservation", COUNT_PRESERVATION.name, _numbers(df["count_preservation"]))],
         category_label=axis_label,
-        value_label="Count preservation",
-        annotate=_RATIO_FORMAT,
+        value_label=COUNT_PRESERVATION.name,
+        annotate=_share,
         unit_interval=True,
     )
     error = _bar_figure(
-        title=f"Mean proportional error by combination count (k = {k})",
+        title=f"{CAPTIONS['proportional_error_by_count']} (k = {k})",
         categories=buckets,
-        series=[_Series("error", "Mean proportional error", _numbers(df["mean_proportional_error"]))],
+        series=[_Series("error", MEAN_PROPORTIONAL_ERROR.name, _numbers(df["mean_proportional_error"]))],
         category_label=axis_label,
-        value_label="Mean proportional error",
-        annotate=_RATIO_FORMAT,
+        value_label=MEAN_PROPORTIONAL_ERROR.name,
+        annotate=_share,
+        shares=True,
     )
     return {
         f"{prefix}_preservation_by_count": preservation,
@@ -219,30 +257,45 @@ def _by_count_bucket(prefix: str, k: int, table: pd.DataFrame) -> dict[str, Figu
     }
 
 
+def columns_with_equal_counts(table: pd.DataFrame) -> list[str]:
+    """Columns of a ``single_attribute_counts`` table whose synthetic and published counts are
+    equal for every value (sorted); no single-attribute chart is drawn for them."""
+    synthetic = pd.to_numeric(table["synthetic_count"], errors="coerce")
+    published = pd.to_numeric(table["protected_count"], errors="coerce")
+    equal = (synthetic == published).groupby(table["column"].astype(str)).all()
+    return sorted(str(name) for name in equal[equal].index)
+
+
 def _single_attribute(prefix: str, k: int, table: pd.DataFrame) -> dict[str, Figure]:
     figures: dict[str, Figure] = {}
     names = sorted(table["column"].astype(str).unique())
-    for name, safe in zip(names, _safe_names(names)):
+    equal = set(columns_with_equal_counts(table))
+    if equal:
+        logger.info("No single-attribute chart for %d of %d column(s): their synthetic and published counts are "
+                    "equal for every value", len(equal), len(names))
+    for name, safe in zip(names, _safe_names(names), strict=True):
+        if name in equal:
+            continue
         df = table[table["column"].astype(str) == name].copy()
         df["_protected"] = _numbers(df["protected_count"])
         df["_value"] = [_value_label(v) for v in df["value"]]
         df = df.sort_values(["_protected", "_value"], ascending=[False, True], kind="stable")
         total = len(df)
-        title = f"Single-attribute counts: {name} (k = {k})"
+        title = f"{_single_attribute_caption(name)} (k = {k})"
         if total > MAX_ATTRIBUTE_VALUES:
             df = df.head(MAX_ATTRIBUTE_VALUES)
             title += f"\ntop {MAX_ATTRIBUTE_VALUES} of {total} values"
-        figures[f"{prefix}_single_attribute_counts_{safe}"] = _bar_figure(
+        figures[f"{prefix}_{_SINGLE_ATTRIBUTE_STEM}_{safe}"] = _bar_figure(
             title=title,
             categories=list(df["_value"]),
             series=[
-                _Series("synthetic", "Synthetic", _numbers(df["synthetic_count"])),
-                _Series("protected", "Protected", list(df["_protected"])),
+                _Series("synthetic", "Synthetic count", _numbers(df["synthetic_count"])),
+                _Series("protected", "Published count", list(df["_protected"])),
             ],
             category_label=name,
             value_label="Records",
             horizontal=True,
-            integer_values=True,
+            counts=True,
         )
     return figures
 
@@ -258,9 +311,10 @@ def _bar_figure(
     category_label: str,
     value_label: str,
     horizontal: bool = False,
-    annotate: str | None = None,
+    annotate: Callable[[float], str] | None = None,
     unit_interval: bool = False,
-    integer_values: bool = False,
+    shares: bool = False,
+    counts: bool = False,
 ) -> Figure:
     """Draw a (grouped) bar chart on a fresh figure.
 
@@ -272,9 +326,13 @@ def _bar_figure(
         category_label: Label of the category axis.
         value_label: Label of the value axis.
         horizontal: Draw horizontal bars (for many or long category labels).
-        annotate: Format string for value labels on each bar (NaN -> "n/a").
-        unit_interval: Value axis shows 0..1 (with headroom for annotations).
-        integer_values: Value axis uses integer ticks with thousands separators.
+        annotate: Formats the value label of each bar (NaN -> "n/a").
+        unit_interval: Value axis shows shares from 0 to 100 % (with headroom
+            for annotations).
+        shares: Value axis shows shares as percentages (any range).
+        counts: Value axis shows counts: integer ticks with thousands
+            separators, on a log scale when the positive values span more
+            than :data:`LOG_SCALE_SPAN`.
 
     Returns:
         The figure, laid out and attached to an Agg canvas.
@@ -288,10 +346,16 @@ def _bar_figure(
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
 
+    all_values = np.concatenate([np.asarray(s.values, dtype=float) for s in series]) if series else np.zeros(0)
+    positive = all_values[np.isfinite(all_values) & (all_values > 0)]
+    log_scale = counts and positive.size > 0 and positive.max() > LOG_SCALE_SPAN * positive.min()
+    if log_scale:
+        (ax.set_xscale if horizontal else ax.set_yscale)("log")
+        value_label += " (log scale)"
+
     positions = np.arange(n_cat, dtype=float)
     width = 0.8 / n_ser
     draw = ax.barh if horizontal else ax.bar
-    vmax = 0.0
     for j, s in enumerate(series):
         values = np.asarray(s.values, dtype=float)
         offset = (j - (n_ser - 1) / 2) * width
@@ -299,10 +363,9 @@ def _bar_figure(
         for i, patch in enumerate(bars.patches):
             patch.set_gid(f"bar-{s.key}-{i}")
         if annotate:
-            labels = ["n/a" if math.isnan(v) else annotate.format(v) for v in values]
+            labels = ["n/a" if math.isnan(v) else annotate(v) for v in values]
             ax.bar_label(bars, labels=labels, padding=2, fontsize=9)
-        if np.isfinite(values).any():
-            vmax = max(vmax, float(np.nanmax(values)))
+    vmax = float(np.nanmax(all_values)) if np.isfinite(all_values).any() else 0.0
 
     cat_axis, val_axis = (ax.yaxis, ax.xaxis) if horizontal else (ax.xaxis, ax.yaxis)
     cat_axis.set_ticks(positions, labels=categories)
@@ -311,10 +374,19 @@ def _bar_figure(
     if unit_interval:
         set_val_lim(0.0, 1.1 if annotate else 1.0)
         val_axis.set_ticks(np.linspace(0.0, 1.0, 6))
+    elif log_scale:
+        bottom = 10.0 ** math.floor(math.log10(positive.min())) / 2  # below the smallest bar, off the decade ticks
+        set_val_lim(bottom, vmax * (4.0 if annotate else 2.0))
     else:
-        top = max(vmax, 1.0) if integer_values or vmax <= 0 else vmax
+        top = max(vmax, 1.0) if counts or vmax <= 0 else vmax
         set_val_lim(0.0, top * (1.15 if annotate else 1.05))
-    if integer_values:
+    if unit_interval or shares:
+        val_axis.set_major_formatter(FuncFormatter(lambda x, _: _share(x)))
+    elif log_scale:
+        val_axis.set_major_locator(LogLocator(base=10))
+        val_axis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+        val_axis.set_minor_formatter(NullFormatter())
+    elif counts:
         val_axis.set_major_locator(MaxNLocator(integer=True))
         val_axis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
 
@@ -354,6 +426,11 @@ def _to_bytes(fig: Figure) -> dict[str, bytes]:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _share(value: float) -> str:
+    """A fraction as a whole percentage (``0.97`` -> ``97 %``)."""
+    return f"{100 * value:.0f} %"
 
 
 def _check_columns(name: str, table: pd.DataFrame) -> None:

@@ -1,67 +1,77 @@
-"""Render the offline data showcase page from releasable k-synthetic artifacts.
+"""Render the offline data showcase page from a release's releasable numbers and words.
 
-The showcase is a single self-contained HTML file (script, style and data all
-inline; no network access of any kind) that lets policy makers explore the
-synthetic microdata side by side with the protected actual counts of the
-reportable aggregates. It is built ONLY from the two releasable artifacts:
+The showcase is a single self-contained HTML file (script, style and data all inline; no
+network access of any kind) that lets policy makers explore the synthetic data side by side
+with the published counts (k-anonymous or differentially private) of the reportable
+aggregates. Its numbers come from a :class:`~.showcase_data.ShowcaseRelease` (embedded as
+distinct records or as combination counts, whichever is smaller, see :mod:`.showcase_data`)
+and every sentence on it from the release's facts (:mod:`.showcase_text`): the page's script
+holds no claim of its own.
 
-* the synthetic microdata (one row per synthetic record, all strings, an empty
-  string meaning "no attribute in this column"), and
-* the reportable aggregates (``selections`` / ``protected_count``; the first
-  row ``record_count`` holds the protected number of records, every other row a
-  combination ``col:value;col:value`` whose true count is at least k, rounded
-  down to a multiple of k).
+This module is pure (no Spark). The page itself lives in ``showcase_assets/``: a small HTML
+template, one script and one style sheet, filled in a single pass.
 
-This module is pure pandas/json (no Spark). The page itself lives in
-``showcase_assets/``: a small HTML template, one script and one style sheet.
-The renderer fills the template placeholders in a single pass.
-
-Embedded data format (JSON inside ``<script type="application/json"
-id="showcase-data">``; ``<``, ``>`` and ``&`` are written as ``\\u003c`` etc.
-so no value can close the script element)::
+Embedded data (JSON inside ``<script type="application/json" id="showcase-data">``; ``<``,
+``>`` and ``&`` are written as ``\\u003c`` etc. so no value can close the script element)::
 
     {
-      "format": 1,
-      "title": str, "k": int, "reporting_length": int,
-      "protected_record_count": int | null,
-      "facts": [[name, value], ...],
-      "record_count": int,                      # synthetic records
-      "columns": [{"name": str,
-                   "values": [str, ...],        # value dictionary
-                   "code_bytes": 1 | 2 | 4,
-                   "codes": str}],              # base64 of little-endian uints, per
-                                                # record: 0 = empty, i >= 1 -> values[i - 1]
+      "format": 2, "title": str, "k": int, "reporting_length": int, "dp": bool,
+      "text": {"headline": str, "details": [str], "how_to_read": [[question, answer]],
+               "estimate_label", "actual_label", "actual_short", "count_name", "missing_note": str,
+               "evaluation_note": str | null},
+      "facts": [[name, value, note], ...],           # header figures and what each counts
+      "published_record_count": int | null, "synthetic_record_count": int,
+      "columns": [{"name": str, "values": [str, ...]}],   # page attribute id = offset(column) + index
       "pages": [{"name": str, "items": [item, ...]}],
           # item = {"type": "column", "column": int}
-          #      | {"type": "visual", "name": str, "columns": [int, ...],
-          #         "labels": [str, ...]}
-      "reportable": [{"size": n, "unit": u, "data": [a1, ..., an, count / u, ...]}],
-          # attribute id of (column c, value index i) = offset(c) + i where
-          # offset(c) = total number of values of the columns before c; the
-          # ids of one combination are sorted ascending.
-      "evaluation": null | {"metrics": [[name, value], ...],
-                            "charts": [[caption, svg_text], ...]}
+          #      | {"type": "visual", "name": str, "columns": [int], "labels": [str]}
+      "embedding": "records" | "combinations",
+      "embedding_sizes": {"records": int, "combinations": int},   # bytes of base64 text
+      "records": null | {"count": n, "codes": [packed per column],  # 0 = empty, i + 1 = values[i]
+                         "weights": packed},                      # copies of each distinct record
+      "combinations": [{"size": l, "count": n, "ids": packed (n x l ascending page ids),
+                        "unit": u, "actuals": packed (published count // u + 1, 0 = none),
+                        "estimates": packed (synthetic counts; combinations embedding only)}],
+      "evaluation": null | {"metrics": [[name, value]], "charts": [[caption, svg_text]]}
     }
+
+``packed`` = ``{"bytes": 1|2|4|8, "data": base64 of little-endian unsigned integers}``.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import math
 import numbers
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from importlib import resources
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ksynth_spark.report.privacy import ReleaseFacts
+from ksynth_spark.report.showcase_data import (
+    EMBEDDINGS,
+    EmbeddingChoice,
+    ShowcaseRelease,
+    choose_embedding,
+    combinations_from_selections,
+    count_combinations,
+    decode_numbers,
+    embedded_numbers,
+    parse_selections,
+    records_from_frame,
+)
+from ksynth_spark.report.showcase_text import page_texts
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["render_showcase_html", "extract_showcase_data", "parse_selections", "DEFAULT_PAGE_NAME"]
+__all__ = ["render_showcase", "render_showcase_html", "extract_showcase_data", "parse_selections",
+           "DEFAULT_PAGE_NAME", "ALL_ATTRIBUTES_PAGE_NAME"]
 
 #: Name of the page that receives every column not listed in ``report_pages``.
 DEFAULT_PAGE_NAME = "Other attributes"
@@ -71,113 +81,148 @@ ALL_ATTRIBUTES_PAGE_NAME = "All attributes"
 #: Package-relative folder of the page assets, read with importlib.resources (works from a zip).
 _ASSET_PACKAGE, _ASSET_DIR_NAME = __package__ or "ksynth_spark.report", "showcase_assets"
 _PLACEHOLDER_RE = re.compile(r"/\*__(?:DATA|SCRIPT|STYLE)__\*/|__TITLE__")
-_DATA_RE = re.compile(
-    r'<script type="application/json" id="showcase-data">(.*?)</script>', re.DOTALL
-)
-_RECORD_COUNT_KEY = "record_count"
+_DATA_RE = re.compile(r'<script type="application/json" id="showcase-data">(.*?)</script>', re.DOTALL)
 
 
 # --------------------------------------------------------------------------- #
 # Public API
 # --------------------------------------------------------------------------- #
+def render_showcase(
+    release: ShowcaseRelease,
+    *,
+    title: str,
+    facts: ReleaseFacts,
+    embedding: str | EmbeddingChoice = "auto",
+    evaluation: dict | None = None,
+    evaluation_ran: bool = False,
+    exact_record_count: bool = False,
+    report_pages: dict[str, list[str]] | None = None,
+    report_visuals: dict[str, list[str]] | None = None,
+) -> str:
+    """Render the self-contained showcase page of a release.
+
+    Args:
+        release: The page's numbers (vocabulary, published counts, distinct records and/or
+            synthetic combination counts up to ``facts.reporting_length``).
+        title: Page title (shown as heading and in the browser tab).
+        facts: What the release did: every sentence on the page is derived from them.
+        embedding: ``"records"``, ``"combinations"`` or ``"auto"`` (the smaller page; the
+            combinations when the release has no records), or the choice already made by the
+            caller (:func:`~.showcase_data.choose_embedding`).
+        evaluation: ``{"metrics": {name: value}, "charts": {caption: svg_text}}`` shown in the
+            second view, or None. SVG texts are inlined after removing any XML prolog, DOCTYPE,
+            comments, metadata and scripts, with element ids made unique per chart.
+        evaluation_ran: An evaluation of the release exists even if ``evaluation`` is None
+            (e.g. restricted in DP releases): the page says so.
+        exact_record_count: The published record count is exact (DP without a noisy count).
+        report_pages: Page name -> column names (tabs); unlisted columns go to a default page.
+        report_visuals: Visual name -> column names shown together in one chart.
+
+    Returns:
+        The complete HTML document.
+
+    Raises:
+        ValueError: On invalid parameters or unknown/duplicated columns in pages or visuals.
+    """
+    _check_positive_int("k", facts.k)
+    _check_positive_int("reporting_length", facts.reporting_length)
+    if not isinstance(title, str):
+        raise ValueError(f"title must be a string, got {type(title).__name__}")
+    length = facts.reporting_length
+    vocabulary = release.vocabulary
+    facts = replace(facts, records_in=release.published_record_count if facts.records_in is None else facts.records_in,
+                    records_out=release.synthetic_record_count if facts.records_out is None else facts.records_out)
+    if release.synthetic is None and release.records is not None:
+        release = replace(release, synthetic=count_combinations(vocabulary, release.records, length))
+    if release.synthetic is None:
+        raise ValueError("the release needs distinct records or synthetic combination counts")
+    records = release.records
+    if isinstance(embedding, EmbeddingChoice):
+        choice = embedding
+    else:
+        if embedding not in ("auto", *EMBEDDINGS):
+            raise ValueError(f"embedding must be 'auto', 'records' or 'combinations', got {embedding!r}")
+        if records is None and embedding == "records":
+            raise ValueError("the records embedding needs the distinct synthetic records")
+        n_distinct = len(records.weights) if records is not None else 0
+        max_copies = int(records.weights.max(initial=0)) if records is not None else 0
+        choice = choose_embedding(vocabulary, release.reportable, release.synthetic, n_distinct, max_copies,
+                                  embedding if records is not None else "combinations")
+        if records is None:  # the records were not gathered: their size is unknown
+            choice = replace(choice, records_bytes=None)
+    if choice.name == "records" and records is None:
+        raise ValueError("the records embedding needs the distinct synthetic records")
+    pages = _build_pages(list(vocabulary.columns), report_pages, report_visuals)
+    prepared = _prepare_evaluation(evaluation)
+    texts = page_texts(facts, published_record_count=release.published_record_count,
+                       synthetic_record_count=release.synthetic_record_count,
+                       exact_record_count=exact_record_count, evaluation_shown=prepared is not None,
+                       evaluation_ran=evaluation_ran or prepared is not None)
+    data = {
+        "format": 2,
+        "title": title,
+        "k": int(facts.k),
+        "reporting_length": int(length),
+        "dp": bool(facts.dp),
+        "text": texts.as_data(),
+        "facts": [[f.name, _json_scalar(f.value), f.note] for f in texts.facts],
+        "published_record_count": release.published_record_count,
+        "synthetic_record_count": int(release.synthetic_record_count),
+        "columns": [{"name": name, "values": list(values)}
+                    for name, values in zip(vocabulary.columns, vocabulary.values, strict=True)],
+        "pages": pages,
+        "embedding": choice.name,
+        "embedding_sizes": {"records": choice.records_bytes, "combinations": choice.combinations_bytes},
+        **embedded_numbers(release, choice.name, length),
+        "evaluation": prepared,
+    }
+    html = _fill_template(title, _json_for_script(data))
+    logger.info("Showcase page rendered (%s embedding): %.2f MB", choice.name, len(html.encode("utf-8")) / 1e6)
+    return html
+
+
 def render_showcase_html(
     synthetic: pd.DataFrame,
     reportable: pd.DataFrame,
     *,
     title: str,
-    k: int,
-    reporting_length: int,
-    dataset_facts: dict[str, object] | None = None,
+    facts: ReleaseFacts,
+    embedding: str = "auto",
     evaluation: dict | None = None,
+    evaluation_ran: bool = False,
+    count_column: str = "protected_count",
     report_pages: dict[str, list[str]] | None = None,
     report_visuals: dict[str, list[str]] | None = None,
 ) -> str:
-    """Render the self-contained showcase page.
+    """Render the page from the release files' tables (for tools, notebooks and tests).
 
     Args:
-        synthetic: Synthetic microdata, one row per record; every cell a string
-            and the empty string meaning "no attribute" (NaN/None are treated
-            as empty too).
-        reportable: Reportable aggregates with columns ``selections`` and
-            ``protected_count``; the ``record_count`` row carries the protected
-            number of records.
-        title: Page title (shown as heading and in the browser tab).
-        k: The privacy resolution k (minimum group size, rounding step).
-        reporting_length: The reporting length R (longest reported
-            combination). The page allows at most R - 1 selections.
-        dataset_facts: Ordered name -> value pairs shown as figures. When
-            omitted, the synthetic record count and the protected record count
-            are shown.
-        evaluation: Optional ``{"metrics": {name: value}, "charts":
-            {caption: svg_text}}`` shown in the second view. SVG texts are
-            inlined after removing any XML prolog, DOCTYPE, comments and
-            metadata, with their element ids made unique per chart.
-        report_pages: Page name -> column names; columns are grouped into
-            pages (tabs). Columns not listed go to a default page.
-        report_visuals: Visual name -> column names; the columns (typically
-            the binary ``<header>_<piece>`` columns of an expanded multi-value
-            attribute) are shown together in one chart whose bars are the
-            pieces.
+        synthetic: Synthetic microdata, one row per record; every cell a string, ``""`` (or
+            NaN/None) meaning "no attribute".
+        reportable: Reportable aggregates: ``selections`` and ``count_column``; the
+            ``record_count`` row carries the published number of records.
+        title, facts, embedding, evaluation, evaluation_ran, report_pages, report_visuals: As
+            for :func:`render_showcase`.
+        count_column: Header of the count column (``count`` when the exact number of records
+            is published).
 
     Returns:
-        The complete HTML document as a string.
+        The complete HTML document.
 
     Raises:
-        ValueError: On invalid parameters, malformed reportable selections, or
-            unknown/duplicated column names in ``report_pages`` or
-            ``report_visuals``.
+        ValueError: On invalid parameters or malformed reportable selections or counts.
     """
-    _check_positive_int("k", k)
-    _check_positive_int("reporting_length", reporting_length)
-    if not isinstance(title, str):
-        raise ValueError(f"title must be a string, got {type(title).__name__}")
-
-    synthetic = _normalise_synthetic(synthetic)
-    column_names = [str(c) for c in synthetic.columns]
-    columns, value_index = _encode_columns(synthetic)
-    pages = _build_pages(column_names, columns, report_pages, report_visuals)
-    record_count, combos = _parse_reportable(reportable)
-    reportable_blocks, kept = _encode_reportable(combos, value_index)
-    logger.info(
-        "Showcase: %d synthetic records x %d columns, %d of %d reportable combinations embedded",
-        len(synthetic), len(column_names), kept, len(combos),
-    )
-
-    if dataset_facts is None:
-        facts: list[list[Any]] = [["Synthetic records", int(len(synthetic))]]
-        if record_count is not None:
-            facts.append(["Protected record count", record_count])
-    else:
-        if not isinstance(dataset_facts, Mapping):
-            raise ValueError("dataset_facts must be a mapping of name -> value")
-        facts = [[str(name), _json_scalar(value)] for name, value in dataset_facts.items()]
-
-    data = {
-        "format": 1,
-        "title": title,
-        "k": int(k),
-        "reporting_length": int(reporting_length),
-        "protected_record_count": record_count,
-        "facts": facts,
-        "record_count": int(len(synthetic)),
-        "columns": columns,
-        "pages": pages,
-        "reportable": reportable_blocks,
-        "evaluation": _prepare_evaluation(evaluation),
-    }
-    html = _fill_template(title, _json_for_script(data))
-    logger.info("Showcase page rendered: %.2f MB", len(html.encode("utf-8")) / 1e6)
-    return html
+    vocabulary, records = records_from_frame(synthetic)
+    record_count, published = combinations_from_selections(reportable, vocabulary, count_column)
+    release = ShowcaseRelease(vocabulary, published, record_count, int(records.weights.sum()), records=records)
+    return render_showcase(release, title=title, facts=facts, embedding=embedding, evaluation=evaluation,
+                           evaluation_ran=evaluation_ran, exact_record_count=count_column == "count",
+                           report_pages=report_pages, report_visuals=report_visuals)
 
 
 def extract_showcase_data(html: str) -> dict:
-    """Return the data object embedded in a rendered showcase page.
-
-    Args:
-        html: A page produced by :func:`render_showcase_html`.
-
-    Returns:
-        The decoded JSON data (see the module docstring for its format).
+    """Return the data object embedded in a rendered showcase page, its packed arrays decoded
+    (see :func:`~.showcase_data.decode_numbers`).
 
     Raises:
         ValueError: If the page has no embedded showcase data.
@@ -185,121 +230,19 @@ def extract_showcase_data(html: str) -> dict:
     match = _DATA_RE.search(html)
     if match is None:
         raise ValueError("no showcase data found in the page")
-    data = json.loads(match.group(1))
-    for column in data["columns"]:
-        column["codes"] = _unpack_codes(column)
-    for block in data["reportable"]:  # back to protected counts
-        size, unit, flat = block["size"], block.pop("unit"), block["data"]
-        for i in range(size, len(flat), size + 1):
-            flat[i] *= unit
-    return data
-
-
-def parse_selections(selections: str) -> frozenset[tuple[str, str]]:
-    """Parse a ``col:value;col:value`` selections string into a set.
-
-    Args:
-        selections: The ``selections`` cell of a reportable aggregates row.
-
-    Returns:
-        The set of ``(column, value)`` attributes; the order inside the string
-        is irrelevant.
-
-    Raises:
-        ValueError: If an attribute is not of the form ``column:value`` or a
-            column appears with the same value twice.
-    """
-    if not isinstance(selections, str) or selections.strip() == "":
-        raise ValueError(f"empty or non-string selections: {selections!r}")
-    attributes = []
-    for part in selections.split(";"):
-        pieces = part.split(":")
-        if len(pieces) != 2 or pieces[0] == "" or pieces[1] == "":
-            raise ValueError(
-                f"malformed attribute {part!r} in selections {selections!r}; expected 'column:value'"
-            )
-        attributes.append((pieces[0], pieces[1]))
-    result = frozenset(attributes)
-    if len(result) != len(attributes):
-        raise ValueError(f"repeated attribute in selections {selections!r}")
-    return result
+    return decode_numbers(json.loads(match.group(1)))
 
 
 # --------------------------------------------------------------------------- #
-# Encoding helpers
+# Helpers
 # --------------------------------------------------------------------------- #
 def _check_positive_int(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
-def _normalise_synthetic(synthetic: pd.DataFrame) -> pd.DataFrame:
-    """Return the synthetic table with every cell a string ('' = empty)."""
-    if not isinstance(synthetic, pd.DataFrame):
-        raise ValueError("synthetic must be a pandas DataFrame")
-    names = [str(c) for c in synthetic.columns]
-    if len(set(names)) != len(names):
-        raise ValueError(f"synthetic data has duplicated column names: {names}")
-    for name in names:
-        if ";" in name or ":" in name or name == "":
-            raise ValueError(f"invalid column name {name!r} (must be non-empty without ';' or ':')")
-    out = synthetic.copy()
-    out.columns = names
-    for name in names:
-        col = out[name]
-        if col.dtype != object or col.isna().any():
-            col = col.astype(object).where(col.notna(), "")
-        out[name] = col.astype(str)
-    return out.reset_index(drop=True)
-
-
-def _encode_columns(
-    synthetic: pd.DataFrame,
-) -> tuple[list[dict[str, Any]], dict[tuple[str, str], int]]:
-    """Dictionary-encode each column.
-
-    Returns:
-        The column objects of the embedded data and a map
-        ``(column, value) -> attribute id``.
-    """
-    columns: list[dict[str, Any]] = []
-    value_index: dict[tuple[str, str], int] = {}
-    offset = 0
-    for name in synthetic.columns:
-        cells = synthetic[name].to_numpy(dtype=object)
-        uniques, inverse = np.unique(cells.astype(str), return_inverse=True)
-        uniques = [str(u) for u in uniques]
-        # np.unique sorts, so the empty string (if present) is first.
-        if uniques and uniques[0] == "":
-            values = uniques[1:]
-            codes = inverse.astype(np.int64)  # '' -> 0, values[i] -> i + 1
-        else:
-            values = uniques
-            codes = inverse.astype(np.int64) + 1
-        for i, value in enumerate(values):
-            value_index[(name, value)] = offset + i
-        offset += len(values)
-        columns.append({"name": name, "values": values, **_pack_codes(codes)})
-    return columns, value_index
-
-
-def _pack_codes(codes: np.ndarray) -> dict[str, Any]:
-    """Per-record codes as base64 of little-endian unsigned integers of 1, 2 or 4 bytes
-    (about a third of the size of a JSON list; decoded once by the page)."""
-    width = 1 if codes.max(initial=0) < 1 << 8 else 2 if codes.max(initial=0) < 1 << 16 else 4
-    raw = codes.astype(f"<u{width}").tobytes()
-    return {"code_bytes": width, "codes": base64.b64encode(raw).decode("ascii")}
-
-
-def _unpack_codes(column: dict[str, Any]) -> list[int]:
-    """Inverse of :func:`_pack_codes`."""
-    raw = base64.b64decode(column["codes"])
-    return np.frombuffer(raw, dtype=f"<u{column['code_bytes']}").astype(int).tolist()
-
-
 def _build_pages(
     column_names: list[str],
-    columns: list[dict[str, Any]],
     report_pages: dict[str, list[str]] | None,
     report_visuals: dict[str, list[str]] | None,
 ) -> list[dict[str, Any]]:
@@ -329,10 +272,8 @@ def _build_pages(
             raise ValueError(f"report_visuals entry {visual!r} lists no columns")
         for name in names:
             if name in visual_of:
-                raise ValueError(
-                    f"column {name!r} is in more than one visual "
-                    f"({visual_of[name]!r} and {visual!r})"
-                )
+                raise ValueError(f"report_visuals lists column {name!r} in both {visual_of[name]!r} and "
+                                 f"{visual!r}: a column can be in one visual only")
             visual_of[name] = visual
         visuals[str(visual)] = names
 
@@ -342,9 +283,8 @@ def _build_pages(
         names = check_known("report_pages page", page, names)
         for name in names:
             if name in page_of:
-                raise ValueError(
-                    f"column {name!r} is on more than one page ({page_of[name]!r} and {page!r})"
-                )
+                raise ValueError(f"report_pages lists column {name!r} in both {page_of[name]!r} and {page!r}: "
+                                 "a column can be on one page only")
             page_of[name] = page
         page_lists.append((str(page), names))
     rest = [name for name in column_names if name not in page_of]
@@ -394,85 +334,6 @@ def _piece_labels(members: list[str]) -> list[str]:
     return labels
 
 
-def _parse_reportable(reportable: pd.DataFrame) -> tuple[int | None, dict[frozenset, int]]:
-    """Parse the reportable aggregates into ``(record_count, {attribute set: count})``."""
-    if not isinstance(reportable, pd.DataFrame):
-        raise ValueError("reportable must be a pandas DataFrame")
-    missing = {"selections", "protected_count"} - set(map(str, reportable.columns))
-    if missing:
-        raise ValueError(
-            f"reportable aggregates lack column(s) {sorted(missing)}; "
-            f"got {list(map(str, reportable.columns))}"
-        )
-    record_count: int | None = None
-    combos: dict[frozenset, int] = {}
-    for selections, count in zip(reportable["selections"], reportable["protected_count"]):
-        count = _parse_count(count, selections)
-        if selections == _RECORD_COUNT_KEY:
-            record_count = count
-            continue
-        attributes = parse_selections(selections)
-        previous = combos.get(attributes)
-        if previous is not None and previous != count:
-            raise ValueError(
-                f"combination {selections!r} is reported twice with different counts "
-                f"({previous} and {count})"
-            )
-        combos[attributes] = count
-    return record_count, combos
-
-
-def _parse_count(count: object, selections: object) -> int:
-    try:
-        value = float(count)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not math.isfinite(value) or value != int(value) or value < 0:
-        raise ValueError(f"invalid protected_count {count!r} for selections {selections!r}")
-    return int(value)
-
-
-def _encode_reportable(
-    combos: dict[frozenset, int],
-    value_index: dict[tuple[str, str], int],
-) -> tuple[list[dict[str, Any]], int]:
-    """Encode combinations as flat arrays of sorted attribute ids plus count.
-
-    Combinations mentioning an attribute absent from the synthetic data are
-    left out: the page can never ask for them.
-    """
-    by_size: dict[int, list[int]] = {}
-    kept = 0
-    unit = count_unit(combos.values())
-    for attributes, count in combos.items():
-        ids = []
-        for attribute in attributes:
-            attribute_id = value_index.get(attribute)
-            if attribute_id is None:
-                break
-            ids.append(attribute_id)
-        else:
-            ids.sort()
-            by_size.setdefault(len(ids), []).extend(ids + [count // unit])
-            kept += 1
-    dropped = len(combos) - kept
-    if dropped:
-        logger.info(
-            "Showcase: %d reportable combinations mention attributes absent from the "
-            "synthetic data and are not embedded", dropped,
-        )
-    return [{"size": size, "unit": unit, "data": by_size[size]} for size in sorted(by_size)], kept
-
-
-def count_unit(counts) -> int:
-    """Greatest common divisor of the counts (k for k-anonymous aggregates, else usually 1):
-    counts are embedded divided by it, which keeps the page small."""
-    unit = 0
-    for count in counts:
-        unit = math.gcd(unit, int(count))
-    return unit or 1
-
-
 def _json_scalar(value: object) -> object:
     """Convert a fact value to something JSON can hold (numbers stay numbers)."""
     if isinstance(value, (bool, np.bool_)):
@@ -482,7 +343,7 @@ def _json_scalar(value: object) -> object:
     if isinstance(value, numbers.Real):
         value = float(value)
         return value if math.isfinite(value) else str(value)
-    return "" if value is None else str(value)
+    return None if value is None else str(value)
 
 
 # --------------------------------------------------------------------------- #
@@ -515,9 +376,9 @@ def _clean_svg(svg: str, prefix: str) -> str:
     ids = set(_SVG_ID_RE.findall(svg))
     if ids:
         alternatives = "|".join(re.escape(i) for i in sorted(ids, key=len, reverse=True))
-        svg = re.sub(r'\bid="(%s)"' % alternatives, lambda m: f'id="{prefix}{m.group(1)}"', svg)
+        svg = re.sub(rf'\bid="({alternatives})"', lambda m: f'id="{prefix}{m.group(1)}"', svg)
         svg = re.sub(
-            r'(href="#|url\(#)(%s)(?=["\)])' % alternatives,
+            rf'(href="#|url\(#)({alternatives})(?=["\)])',
             lambda m: f"{m.group(1)}{prefix}{m.group(2)}",
             svg,
         )

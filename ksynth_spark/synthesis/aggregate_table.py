@@ -12,7 +12,6 @@ instead of hashing them.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -143,7 +142,7 @@ class AggregateTable:
 
     @classmethod
     def from_combos(cls, combos: Sequence[Sequence[int]], counts: Sequence[int], n_attrs: int,
-                    length: int) -> "AggregateTable":
+                    length: int) -> AggregateTable:
         """Builds the table from a list of combinations (id lists)."""
         offsets, ids = csr_from_lists([list(c) for c in combos])
         return cls(offsets, ids, counts, n_attrs, length)
@@ -192,7 +191,7 @@ class AggregateTable:
         exact = decimal_fraction(factor)
         return -((-self.counts * exact.numerator) // exact.denominator)
 
-    def with_counts(self, counts: np.ndarray) -> "AggregateTable":
+    def with_counts(self, counts: np.ndarray) -> AggregateTable:
         """The same combinations with other counts."""
         copy = object.__new__(AggregateTable)
         copy.__dict__.update(self.__dict__)

@@ -42,6 +42,7 @@ from ksynth_spark.synthesis.aggregate_table import (
 from ksynth_spark.synthesis.index import AttributeSpace, DistinctIndex
 from ksynth_spark.synthesis.paths import SupportOracle, emit_path, path_push, path_reset, supports
 
+
 # ======================================================================================= consolidation
 @njit(**JIT)
 def _open_ids(quota, open_ids):

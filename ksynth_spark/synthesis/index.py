@@ -174,7 +174,8 @@ class DistinctIndex:
         n_planes = max(1, int(self.weights.max(initial=1)).bit_length())
         self.planes = np.stack([_as_words(((self.weights >> b) & 1).astype(bool), n_words) for b in range(n_planes)])
         nonzero = self.planes != 0
-        self.plane_words = np.where(nonzero.any(axis=0), n_planes - np.argmax(nonzero[::-1], axis=0), 0).astype(np.int64)
+        highest = n_planes - np.argmax(nonzero[::-1], axis=0)
+        self.plane_words = np.where(nonzero.any(axis=0), highest, 0).astype(np.int64)
         self.counts = np.zeros(self.bits.shape[0], dtype=np.int64)
         for b in range(n_planes):
             self.counts += np.bitwise_count(self.bits & self.planes[b]).sum(axis=1, dtype=np.int64) << b

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+
 def value_ranks(columns: np.ndarray, values: Sequence[str]) -> np.ndarray:
     """Rank (1-based) of every attribute's value among the values of its column in ordinal
     (code point = UTF-8 byte) order; an empty cell is rank 0, before every value."""

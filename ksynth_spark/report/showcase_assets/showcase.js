@@ -2,22 +2,28 @@
  * ksynth-spark data showcase.
  *
  * Reads the JSON embedded in <script id="showcase-data"> (format described in
- * ksynth_spark/showcase.py) and builds an interactive explorer:
+ * ksynth_spark/report/showcase.py) and builds an interactive explorer:
  *
  *   - one bar chart per column (or per multi-column "visual"), showing for each
- *     value v the synthetic estimate est(v) and the protected actual count act(v);
+ *     value v the synthetic estimate est(v) and the published count act(v);
  *   - clicking a bar toggles the attribute (column, value) in the selection
  *     (at most R - 1 attributes, so that selection + bar <= R attributes);
- *   - for a column col, bars are computed against
+ *   - for a column col, bars are computed against (spec section 5.7)
  *         Sel' = Sel                          if (col, v) is selected
  *              = Sel minus selections in col  otherwise
  *     est(v) = number of synthetic records with every attribute of Sel' + (col, v)
- *     act(v) = protected count of that combination if reported, else blank.
+ *     act(v) = published count of that combination if published, else blank.
  *
- * Performance: each attribute (column value) gets a sorted Uint32Array of the
- * records holding it, computed once. A click intersects the few selected
- * attributes' arrays and tallies the codes of the matching records per column,
- * so a click costs O(records x columns) at worst, a few milliseconds.
+ * Every sentence and label comes from DATA.text (derived from what the release
+ * did); this script makes no claim of its own.
+ *
+ * Estimates come from one of two embeddings that give the same numbers:
+ *   - "records": the distinct synthetic records with their copies. Each
+ *     attribute gets a sorted Uint32Array of the records holding it; a click
+ *     intersects the selected attributes' arrays and sums the copies of the
+ *     matching records per value, a few milliseconds;
+ *   - "combinations": the synthetic count of every combination of up to R
+ *     attributes, read straight from a Map.
  *
  * Plain DOM, no framework, no network access.
  */
@@ -25,100 +31,185 @@
 
 (function () {
   const DATA = JSON.parse(document.getElementById("showcase-data").textContent);
+  const TEXT = DATA.text;
 
   /** Bars shown per chart before a "Show all" button. */
   const MAX_BARS = 25;
   const R = DATA.reporting_length;
-  const K = DATA.k;
   const MAX_SELECTIONS = Math.max(0, R - 1);
-  const N = DATA.record_count;
+  const N = DATA.synthetic_record_count;
   const numberFormat = new Intl.NumberFormat("en-US");
   const fmt = (x) => numberFormat.format(x);
+  const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
   /* ------------------------------------------------------------------ */
-  /* Data model: columns, attributes and per-attribute record indexes    */
+  /* Packed arrays, attributes and combination keys                      */
   /* ------------------------------------------------------------------ */
 
-  // Attribute id = column offset + value index (the same ids the Python
-  // renderer used to encode the reportable combinations).
-  const attrColumn = []; // attribute id -> column index
-  const attrValue = []; // attribute id -> value string
-  const attrRecords = []; // attribute id -> Uint32Array of record ids (sorted)
-
-  // Per-record codes arrive as base64 of little-endian unsigned integers (1, 2 or 4 bytes).
-  function decodeCodes(col) {
-    const text = atob(col.codes);
+  /** Decode {bytes, data}: base64 of little-endian unsigned integers. */
+  function unpack(packed) {
+    const text = atob(packed.data);
     const bytes = new Uint8Array(text.length);
     for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+    const width = packed.bytes;
+    if (width === 1) return bytes;
     const view = new DataView(bytes.buffer);
-    const out = new Int32Array(bytes.length / col.code_bytes);
-    for (let r = 0; r < out.length; r++) {
-      const at = r * col.code_bytes;
-      out[r] = col.code_bytes === 1 ? bytes[at] : col.code_bytes === 2 ? view.getUint16(at, true) : view.getUint32(at, true);
+    const n = bytes.length / width;
+    const out = width === 8 ? new Float64Array(n) : new Uint32Array(n);
+    for (let i = 0; i < n; i++) {
+      const at = i * width;
+      out[i] = width === 2 ? view.getUint16(at, true)
+        : width === 4 ? view.getUint32(at, true)
+          : view.getUint32(at, true) + view.getUint32(at + 4, true) * 4294967296;
     }
     return out;
   }
 
+  // Attribute id = column offset + value index (the ids of the embedded combinations).
+  const attrColumn = []; // attribute id -> column index
+  const attrValue = []; // attribute id -> value string
   const columns = DATA.columns.map((col, index) => {
     const offset = attrColumn.length;
-    const nValues = col.values.length;
-    const codes = decodeCodes(col); // 0 = empty, i + 1 = values[i]
-    // Counting sort of the records by code gives every value's record list.
-    const counts = new Int32Array(nValues + 1);
-    for (let r = 0; r < N; r++) counts[codes[r]]++;
-    const starts = new Int32Array(nValues + 2);
-    for (let c = 0; c <= nValues; c++) starts[c + 1] = starts[c] + counts[c];
-    const sorted = new Uint32Array(N);
-    const fill = starts.slice(0, nValues + 1);
-    for (let r = 0; r < N; r++) sorted[fill[codes[r]]++] = r;
-    for (let i = 0; i < nValues; i++) {
+    for (const value of col.values) {
       attrColumn.push(index);
-      attrValue.push(col.values[i]);
-      attrRecords.push(sorted.subarray(starts[i + 1], starts[i + 2]));
+      attrValue.push(value);
     }
-    col.codes = null; // drop the base64 text, keep the typed array
-    return { index, name: col.name, values: col.values, offset, codes, counts };
+    return { index, name: col.name, values: col.values, offset };
   });
+  const A = attrColumn.length;
 
-  // Reportable combinations: key = sorted attribute ids joined by ",".
-  const reported = new Map();
-  for (const block of DATA.reportable) {
+  // A combination's key: its ascending ids as one number when that is exact, else a string.
+  const longest = Math.max(R, 1, ...DATA.combinations.map((b) => b.size));
+  const NUMERIC_KEYS = Math.pow(A + 1, longest) < Number.MAX_SAFE_INTEGER;
+  function keyAt(ids, at, size) {
+    if (!NUMERIC_KEYS) return Array.prototype.slice.call(ids, at, at + size).join(",");
+    let key = 0;
+    for (let j = 0; j < size; j++) key = key * (A + 1) + ids[at + j] + 1;
+    return key;
+  }
+  function keyOf(attrIds) {
+    const sorted = attrIds.slice().sort((a, b) => a - b);
+    return keyAt(sorted, 0, sorted.length);
+  }
+
+  // Published counts, and (combinations embedding) synthetic counts, by combination key.
+  const actuals = new Map();
+  const estimates = new Map();
+  for (const block of DATA.combinations) {
     const size = block.size;
-    const flat = block.data;
-    for (let i = 0; i < flat.length; i += size + 1) {
-      reported.set(flat.slice(i, i + size).join(","), flat[i + size] * block.unit);
+    const ids = unpack(block.ids);
+    const acts = unpack(block.actuals);
+    const ests = block.estimates ? unpack(block.estimates) : null;
+    for (let i = 0; i < block.count; i++) {
+      const key = keyAt(ids, i * size, size);
+      if (acts[i] > 0) actuals.set(key, (acts[i] - 1) * block.unit);
+      if (ests) estimates.set(key, ests[i]);
     }
   }
+  DATA.combinations = null;
 
-  /** Protected count of a set of attribute ids, or undefined if not reported. */
+  /** Published count of a set of attribute ids, or undefined if not published. */
   function actualOf(attrIds) {
-    if (attrIds.length === 0) return DATA.protected_record_count ?? undefined;
-    const key = attrIds.slice().sort((a, b) => a - b).join(",");
-    return reported.get(key);
+    if (attrIds.length === 0) return DATA.published_record_count ?? undefined;
+    return actuals.get(keyOf(attrIds));
   }
 
-  // Lazily built bitsets of single attributes, for fast membership tests.
-  const bitsetCache = new Map();
-  function bitsetOf(attr) {
-    let bits = bitsetCache.get(attr);
-    if (!bits) {
-      bits = new Uint32Array((N + 31) >>> 5);
-      for (const r of attrRecords[attr]) bits[r >>> 5] |= 1 << (r & 31);
-      bitsetCache.set(attr, bits);
-    }
-    return bits;
+  /* ------------------------------------------------------------------ */
+  /* Estimates: from the distinct records or from the combinations       */
+  /* ------------------------------------------------------------------ */
+
+  /**
+   * est.column(colIndex, base, cache) -> array e with e[i + 1] = estimate of
+   * base + (value i of the column); est.of(attrIds, cache) -> estimate of attrIds.
+   * `cache` lets columns sharing the same base reuse one intersection.
+   */
+  const est = DATA.embedding === "records" ? recordsEstimates(DATA.records) : combinationEstimates();
+  DATA.records = null;
+
+  function combinationEstimates() {
+    return {
+      column(colIndex, base) {
+        const col = columns[colIndex];
+        const out = new Float64Array(col.values.length + 1);
+        for (let i = 0; i < col.values.length; i++) {
+          out[i + 1] = estimates.get(keyOf(base.concat([col.offset + i]))) || 0;
+        }
+        return out;
+      },
+      of(attrIds) {
+        return attrIds.length === 0 ? N : estimates.get(keyOf(attrIds)) || 0;
+      },
+    };
   }
 
-  /** Records holding every attribute in attrIds (null = all records). */
-  function recordsMatching(attrIds) {
-    if (attrIds.length === 0) return null;
-    const bySize = attrIds.slice().sort((a, b) => attrRecords[a].length - attrRecords[b].length);
-    let result = attrRecords[bySize[0]];
-    for (let j = 1; j < bySize.length && result.length > 0; j++) {
-      const bits = bitsetOf(bySize[j]);
-      result = result.filter((r) => (bits[r >>> 5] >>> (r & 31)) & 1);
+  function recordsEstimates(records) {
+    const n = records.count;
+    const weights = unpack(records.weights);
+    const attrRecords = []; // attribute id -> Uint32Array of record ids (sorted)
+    const codes = []; // column -> code of each record (0 = empty, i + 1 = values[i])
+    const totals = []; // column -> copies per code over all records
+    columns.forEach((col, c) => {
+      const colCodes = unpack(records.codes[c]);
+      const nValues = col.values.length;
+      // Counting sort of the records by code gives every value's record list.
+      const counts = new Int32Array(nValues + 1);
+      const total = new Float64Array(nValues + 1);
+      for (let r = 0; r < n; r++) {
+        counts[colCodes[r]]++;
+        total[colCodes[r]] += weights[r];
+      }
+      const starts = new Int32Array(nValues + 2);
+      for (let v = 0; v <= nValues; v++) starts[v + 1] = starts[v] + counts[v];
+      const sorted = new Uint32Array(n);
+      const fill = starts.slice(0, nValues + 1);
+      for (let r = 0; r < n; r++) sorted[fill[colCodes[r]]++] = r;
+      for (let i = 0; i < nValues; i++) attrRecords.push(sorted.subarray(starts[i + 1], starts[i + 2]));
+      codes.push(colCodes);
+      totals.push(total);
+    });
+
+    // Lazily built bitsets of single attributes, for fast membership tests.
+    const bitsetCache = new Map();
+    function bitsetOf(attr) {
+      let bits = bitsetCache.get(attr);
+      if (!bits) {
+        bits = new Uint32Array((n + 31) >>> 5);
+        for (const r of attrRecords[attr]) bits[r >>> 5] |= 1 << (r & 31);
+        bitsetCache.set(attr, bits);
+      }
+      return bits;
     }
-    return result;
+
+    /** Records holding every attribute in attrIds (attrIds not empty). */
+    function matching(attrIds, cache) {
+      const key = "m:" + attrIds.slice().sort((a, b) => a - b).join(",");
+      if (cache.has(key)) return cache.get(key);
+      const bySize = attrIds.slice().sort((a, b) => attrRecords[a].length - attrRecords[b].length);
+      let result = attrRecords[bySize[0]];
+      for (let j = 1; j < bySize.length && result.length > 0; j++) {
+        const bits = bitsetOf(bySize[j]);
+        result = result.filter((r) => (bits[r >>> 5] >>> (r & 31)) & 1);
+      }
+      cache.set(key, result);
+      return result;
+    }
+
+    return {
+      column(colIndex, base, cache) {
+        if (base.length === 0) return totals[colIndex];
+        const colCodes = codes[colIndex];
+        const out = new Float64Array(columns[colIndex].values.length + 1);
+        const rows = matching(base, cache);
+        for (let j = 0; j < rows.length; j++) out[colCodes[rows[j]]] += weights[rows[j]];
+        return out;
+      },
+      of(attrIds, cache) {
+        if (attrIds.length === 0) return N;
+        let sum = 0;
+        for (const r of matching(attrIds, cache)) sum += weights[r];
+        return sum;
+      },
+    };
   }
 
   /* ------------------------------------------------------------------ */
@@ -127,48 +218,27 @@
 
   let selection = []; // attribute ids, in the order they were selected
 
-  /**
-   * Compute est/act for every value of the given column under the current
-   * selection. `cache` maps a base selection key to its matching records, so
-   * columns sharing the same Sel' reuse one intersection.
-   */
+  /** est/act of every value of a column under the current selection. */
   function columnStats(colIndex, cache) {
     const col = columns[colIndex];
     const base = selection.filter((a) => attrColumn[a] !== colIndex); // Sel minus col
-    const baseKey = base.join(",");
-    if (!cache.has(baseKey)) cache.set(baseKey, recordsMatching(base));
-    const records = cache.get(baseKey);
-
-    let counts = col.counts;
-    if (records !== null) {
-      counts = new Int32Array(col.values.length + 1);
-      const codes = col.codes;
-      for (let j = 0; j < records.length; j++) counts[codes[records[j]]]++;
-    }
+    const counts = est.column(colIndex, base, cache);
     const stats = [];
     for (let i = 0; i < col.values.length; i++) {
       const attr = col.offset + i;
-      let est;
+      let e;
       let act;
       if (selection.includes(attr)) {
         // (col, v) is selected: Sel' = Sel, and Sel' + (col, v) = Sel.
-        est = selectionEstimate(cache);
+        e = est.of(selection, cache);
         act = actualOf(selection);
       } else {
-        est = counts[i + 1];
+        e = counts[i + 1];
         act = actualOf(base.concat([attr]));
       }
-      stats.push({ attr, column: col.name, value: col.values[i], est, act });
+      stats.push({ attr, column: col.name, value: col.values[i], est: e, act });
     }
     return stats;
-  }
-
-  /** Number of synthetic records matching the whole selection. */
-  function selectionEstimate(cache) {
-    const key = "all:" + selection.join(",");
-    if (!cache.has(key)) cache.set(key, recordsMatching(selection));
-    const records = cache.get(key);
-    return records === null ? N : records.length;
   }
 
   /* ------------------------------------------------------------------ */
@@ -199,19 +269,27 @@
   /* ------------------------------------------------------------------ */
 
   function renderHeader() {
-    document.getElementById("privacy-statement").textContent =
-      `Every combination of attributes in this synthetic dataset describes a group of at least ` +
-      `k = ${K} individuals in the sensitive data. Actual counts are rounded down to a multiple ` +
-      `of ${K}; combinations of more than ${R} attribute${R === 1 ? "" : "s"} or fewer than ` +
-      `${K} individuals are not reported.`;
+    const statement = document.getElementById("privacy-statement");
+    document.getElementById("privacy-headline").textContent = TEXT.headline;
+    document.getElementById("privacy-details").textContent = TEXT.details.join(" ");
+    statement.classList.toggle("warning", Boolean(TEXT.warning));
 
     const facts = document.getElementById("facts");
-    for (const [name, value] of DATA.facts) {
-      const shown = typeof value === "number" ? fmt(value) : String(value);
+    for (const [name, value, note] of DATA.facts) {
+      const shown = value === null ? "\u2013" : typeof value === "number" ? fmt(value) : String(value);
       facts.append(el("div", { className: "fact", "data-fact": name },
         el("div", { className: "fact-value", text: shown }),
-        el("div", { className: "fact-name", text: name })));
+        el("div", { className: "fact-name", text: name }),
+        note ? el("div", { className: "fact-note", text: note }) : null));
     }
+
+    const list = document.getElementById("how-to-read-list");
+    for (const [question, answer] of TEXT.how_to_read) {
+      list.append(el("dt", { text: question }), el("dd", { text: answer }));
+    }
+    document.getElementById("legend-estimate").textContent = TEXT.estimate_label;
+    document.getElementById("legend-actual").textContent = TEXT.actual_label;
+    document.getElementById("legend-missing").textContent = TEXT.missing_note;
   }
 
   function setupViewTabs() {
@@ -302,7 +380,7 @@
         el("span", { text: item.type === "visual" ? "Piece" : "Value" }),
         el("span"),
         el("span", { className: "bar-numbers" },
-          el("span", { text: "Estimate" }), el("span", { text: "Actual" }))));
+          el("span", { text: "Estimate" }), el("span", { text: TEXT.actual_short }))));
     if (bars.length === 0) {
       body.append(el("p", { className: "empty", text: "No synthetic records match the current selection." }));
     }
@@ -331,8 +409,8 @@
     const reportedActual = bar.act !== undefined;
     const estPct = (100 * bar.est) / scale;
     const actPct = reportedActual ? (100 * bar.act) / scale : 0;
-    const tooltip = `${bar.column} = ${bar.value}\nSynthetic estimate: ${fmt(bar.est)}\n` +
-      `Protected actual count: ${reportedActual ? fmt(bar.act) : "not reported"}`;
+    const tooltip = `${bar.column} = ${bar.value}\n${TEXT.estimate_label}: ${fmt(bar.est)}\n` +
+      `${TEXT.actual_label}: ${reportedActual ? fmt(bar.act) : "not published"}`;
 
     const estimateBar = el("span", { className: "bar-estimate" });
     estimateBar.style.width = estPct + "%";
@@ -390,14 +468,14 @@
     document.getElementById("clear-selection").disabled = selection.length === 0;
 
     const summary = document.getElementById("selection-summary");
-    const est = selection.length ? selectionEstimate(new Map()) : N;
+    const e = est.of(selection, new Map());
     const act = actualOf(selection);
+    const countName = TEXT.count_name.charAt(0).toUpperCase() + TEXT.count_name.slice(1);
     summary.replaceChildren(
       el("span", { text: selection.length ? "Matching the selection: " : "All records: " }),
-      el("strong", { className: "summary-estimate", text: fmt(est) }),
-      el("span", { text: " synthetic \u00b7 " }),
-      el("strong", { className: "summary-actual", text: act === undefined ? "not reported" : fmt(act) }),
-      el("span", { text: act === undefined ? " actual" : " actual (protected)" }),
+      el("strong", { className: "summary-estimate", text: fmt(e) }),
+      el("span", { text: ` synthetic record${e === 1 ? "" : "s"} \u00b7 ${countName}: ` }),
+      el("strong", { className: "summary-actual", text: act === undefined ? "not published" : fmt(act) }),
       el("span", { className: "selection-capacity", text: ` \u00b7 ${selection.length} of ${MAX_SELECTIONS} selections used` }));
   }
 
@@ -413,10 +491,10 @@
       selection.splice(at, 1);
     } else if (selection.length >= MAX_SELECTIONS) {
       showMessage(MAX_SELECTIONS === 0
-        ? `Values cannot be selected here: actual counts only exist for single attributes (R = ${R}).`
-        : `At most ${MAX_SELECTIONS} value${MAX_SELECTIONS === 1 ? "" : "s"} can be selected: ` +
-          `actual counts only exist for combinations of up to R = ${R} attributes ` +
-          `(the selection plus one bar). Remove a selection to choose another value.`);
+        ? `Values cannot be selected here: ${TEXT.count_name}s exist only for single values (R = ${R}).`
+        : `At most ${plural(MAX_SELECTIONS, "value")} can be selected: ${TEXT.count_name}s exist only for ` +
+          `combinations of up to R = ${R} values (the selection plus one bar). ` +
+          `Remove a selection to choose another value.`);
       return;
     } else {
       selection.push(attr);
@@ -467,7 +545,7 @@
     const target = document.getElementById("evaluation");
     const evaluation = DATA.evaluation;
     if (!evaluation) {
-      target.append(el("p", { className: "empty evaluation-none", text: "No evaluation was run for this release." }));
+      target.append(el("p", { className: "empty evaluation-note", text: TEXT.evaluation_note || "" }));
       return;
     }
     if (evaluation.metrics.length) {
@@ -502,5 +580,6 @@
   setupInteraction();
   renderEvaluation();
   update();
+  document.body.dataset.embedding = DATA.embedding;
   document.body.dataset.ready = "true";
 })();
