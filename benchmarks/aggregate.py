@@ -6,7 +6,8 @@ Prints, for adult (L=3, L=4) and census_kdd (L=3): load time, aggregation job ti
 protection, statistics and records analysis; Spark start-up excluded) and the peak RSS of the
 whole process tree (driver JVM + Python workers). First, as the session's first job (so
 including the JVM's warm-up), the whole ``aggregate`` stage on adult L=4 as ``ksynth aggregate``
-runs it: load, counting and every output file and table written. The yardstick is a plain pandas + itertools.combinations +
+runs it: load, counting and every output file and table written. The yardstick is a plain
+pandas + itertools.combinations +
 Counter count of adult in one process, run here on the same machine.
 """
 
@@ -36,7 +37,7 @@ def yardstick(path: Path, length: int) -> tuple[float, int, int]:
     counts = Counter()
     columns = list(frame.columns)
     for row in frame.itertuples(index=False):
-        items = [f"{c}:{v}" for c, v in zip(columns, row) if v != ""]
+        items = [f"{c}:{v}" for c, v in zip(columns, row, strict=True) if v != ""]
         for size in range(1, length + 1):
             counts.update(itertools.combinations(items, size))
     return time.monotonic() - started, sum(counts.values()), len(counts)

@@ -92,7 +92,7 @@ class PeakMemory:
         while not self._stop.wait(self.interval):
             self._sample()
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         self.peak_by_kind = {"python": 0, "jvm": 0, "total": 0}
         self._stop.clear()
         self._sample()

@@ -54,7 +54,7 @@ def distinct_rows(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, Attrib
     grouped = frame.groupby(columns).size().reset_index(name="weight")
     labels = sorted({f"{c}:{v}" for c in columns for v in grouped[c].unique() if v != ""})
     ids = {label: i for i, label in enumerate(labels)}
-    records = [[ids[f"{c}:{v}"] for c, v in zip(columns, row) if v != ""]
+    records = [[ids[f"{c}:{v}"] for c, v in zip(columns, row, strict=True) if v != ""]
                for row in grouped[columns].itertuples(index=False)]
     offsets, flat = csr_from_lists(records)
     space = AttributeSpace(np.array([columns.index(label.split(":", 1)[0]) for label in labels]), len(columns))

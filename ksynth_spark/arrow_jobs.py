@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
 
 #: What a batch function may return: one batch, several, or None for nothing.
-BatchResult = pa.RecordBatch | Iterable[pa.RecordBatch] | None
+BatchResult: TypeAlias = pa.RecordBatch | Iterable[pa.RecordBatch] | None
 
 
 def csr(batch: pa.RecordBatch | pa.Table, column: str = "attrs") -> tuple[np.ndarray, np.ndarray]:

@@ -387,7 +387,7 @@ def walk_column_sets(layout: ColumnLayout, codes: np.ndarray, max_length: int,
                 yield from extend(*found)
 
     all_rows = np.arange(codes.shape[0])
-    start = ([], all_rows, np.zeros(len(all_rows), dtype=np.int64), 1)
+    start: tuple[list[int], np.ndarray, np.ndarray, int] = ([], all_rows, np.zeros(len(all_rows), dtype=np.int64), 1)
     if roots is None:
         yield from extend(*start)
         return

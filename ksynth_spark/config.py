@@ -74,6 +74,7 @@ class Config:
     # input and data model (spec §1)
     sensitive_microdata_path: str = ""
     sensitive_microdata_delimiter: str = ","
+    sensitive_microdata_encoding: Literal["utf-8", "latin-1", "cp1252"] = "utf-8"
     input_format: Literal["csv", "parquet", "delta", "table"] = "csv"
     subject_id: str | None = None
     use_columns: list[str] = field(default_factory=list)
@@ -109,6 +110,7 @@ class Config:
     output_dir: str = "./"
     prefix: str = "my"
     empty_value: str = ""
+    spreadsheet_safe: bool = False
     seed: int | None = None
     table_format: Literal["delta", "parquet"] = "delta"
     output_catalog: str | None = None

@@ -168,7 +168,7 @@ def comparison_sums(joined: DataFrame, k: int) -> pd.DataFrame:
         n(in_x & (x0 < k) & in_z & (z0 < k)).alias("n_leak"),
         n(in_z & (x0 < k)).alias("n_unsupported"),
     )
-    table = grouped.toPandas()
+    table: pd.DataFrame = grouped.toPandas()
     if table.empty:
         table = pd.DataFrame(columns=["length", "z"] + _SUM_COLUMNS)
     return table.astype({c: float for c in ["abs_error", "sum_x", "sum_pres", "sum_pe"]}).astype(
@@ -427,7 +427,9 @@ def evaluate(spark, data: EncodedData, aggregates: AggregateResult, synthetic_re
     published = aggregates.protected_record_count if reportable_record_count is None else reportable_record_count
     started = time.monotonic()
     synthetic_records = synthetic_records.select("syn_start", "count", F.array_sort("attrs").alias("attrs"))
-    n_synthetic = int(synthetic_records.agg(F.sum("count")).first()[0] or 0)
+    totals = synthetic_records.agg(F.sum("count")).first()
+    assert totals is not None  # a global aggregate has one row
+    n_synthetic = int(totals[0] or 0)
     counts, y = synthetic_aggregates(data, synthetic_records.select("attrs", F.col("count").alias("weight")), length,
                                      config.selection_order)
     logger.info("evaluate: %d synthetic records, combinations counted up to length %d", n_synthetic, length)

@@ -73,9 +73,8 @@ def match_key(raw: str) -> str:
 
 
 def input_encoding(config: Config) -> str:
-    """The declared encoding of CSV input: ``sensitive_microdata_encoding`` when the config has
-    that key (utf-8, latin-1, cp1252), else UTF-8."""
-    return str(getattr(config, "sensitive_microdata_encoding", None) or "utf-8").strip().lower()
+    """The declared encoding of CSV input (``sensitive_microdata_encoding``: utf-8, latin-1 or cp1252)."""
+    return config.sensitive_microdata_encoding
 
 
 @dataclass(frozen=True)
@@ -181,6 +180,7 @@ def check_output_overlap(spark, config: Config) -> None:
                    for area in managed)
 
     path = config.sensitive_microdata_path
+    folder: str | None
     if config.input_format == "delta":
         folder = io.qualified(spark, path)
         files = [folder]
@@ -469,6 +469,7 @@ def select_columns(headers: list[str], config: Config) -> tuple[list[Column], st
         raise InputDataError("No attribute columns are left to use: check use_columns and subject_id.")
     subject_source = f"c{by_key[subject_key][0]}" if subject_key else None
     if subject_source is not None:
+        assert subject_key is not None  # subject_source is only set with a subject key
         _check_used_name(headers[by_key[subject_key][0]], by_key[subject_key][0])
     return columns, subject_source
 
@@ -576,6 +577,7 @@ def _malformed_lines(file: str, n_fields: int, delimiter: str, limit: int = 3) -
     from pyspark.sql import SparkSession
 
     spark = SparkSession.getActiveSession()
+    assert spark is not None  # called while the run's session is active
     lines = spark.read.text(file).rdd.map(lambda row: row[0]).zipWithIndex()
 
     def bad_rows(rows):

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -195,7 +196,7 @@ def java_error_name(exc: BaseException) -> str:
 def java_error_names(exc: BaseException) -> str:
     """Class names of the Java exception behind a py4j error and of its causes (never their
     messages, which may quote data), space-separated."""
-    names = []
+    names: list[str] = []
     java = getattr(exc, "java_exception", None)
     try:
         while java is not None and len(names) < 20:
@@ -327,23 +328,24 @@ def _tsv_columns(df, spreadsheet_safe: bool) -> list:
 def write_tsv(spark, df, path: str, header: list[str] | None = None, spreadsheet_safe: bool = False) -> None:
     """Writes a Spark DataFrame as ONE tab-separated file at ``path``, in the DataFrame's order.
 
-    The DataFrame must already be in its final order; it is written by a single task (its
-    rows are not collected to the driver). No quoting: empty strings and nulls as empty cells;
-    tab, CR and LF in string cells and in the header are escaped; with ``spreadsheet_safe``
-    cells starting with ``=``, ``+``, ``-`` or ``@`` get a leading ``'``.
+    The DataFrame must already be in its final order (partition by partition, e.g. after
+    ``orderBy``). Every partition is written by its own task, in parallel, as a part file without
+    header; the header line and the parts, in partition order, are then concatenated into
+    ``path`` (by the operating system's file calls on a local file system, else by the JVM's
+    streams); nothing passes through Python memory. No quoting: empty strings and nulls as empty
+    cells; tab, CR and LF in string cells and in the header are escaped; with
+    ``spreadsheet_safe`` cells starting with ``=``, ``+``, ``-`` or ``@`` get a leading ``'``.
     """
     tmp = f"{path}.parts-{uuid.uuid4().hex[:8]}"
     names = header or df.columns
     columns = [escape_tsv_text(c) for c in names]
     if spreadsheet_safe:
         columns = [spreadsheet_safe_text(c) for c in columns]
-    frame = df.select(_tsv_columns(df, spreadsheet_safe))
     (
-        frame.toDF(*columns)
-        .coalesce(1)
+        df.select(_tsv_columns(df, spreadsheet_safe))
         .write.mode("overwrite")
         .option("sep", "\t")
-        .option("header", "true")
+        .option("header", "false")
         .option("quote", "")
         .option("escape", "")
         .option("emptyValue", "")
@@ -353,16 +355,36 @@ def write_tsv(spark, df, path: str, header: list[str] | None = None, spreadsheet
         .option("ignoreTrailingWhiteSpace", "false")
         .csv(tmp)
     )
-    fs, tmp_path = _path(spark, tmp)
-    parts = [s.getPath() for s in fs.listStatus(tmp_path) if s.getPath().getName().startswith("part-")]
-    fs_out, out_path = _path(spark, path)
-    if fs_out.exists(out_path):
-        fs_out.delete(out_path, True)
-    if parts:
-        fs.rename(parts[0], out_path)
-    else:  # an empty DataFrame writes no part file: write the header alone
-        write_text(spark, path, "\t".join(columns) + "\n")
-    fs.delete(tmp_path, True)
+    try:
+        parts = sorted(name for name in list_names(spark, tmp) if name.startswith("part-"))
+        _concatenate(spark, ("\t".join(columns) + "\n").encode("utf-8"), [f"{tmp}/{name}" for name in parts], path)
+    finally:
+        delete(spark, tmp)
+
+
+def _concatenate(spark, head: bytes, parts: list[str], path: str) -> None:
+    """Writes ``head`` followed by the files ``parts`` (in order) to ``path`` (overwriting)."""
+    local = local_path(spark, path)
+    if local is not None and all(local_path(spark, part) is not None for part in parts):
+        with open(local, "wb") as out:
+            out.write(head)
+            for part in parts:
+                with open(str(local_path(spark, part)), "rb") as source:
+                    shutil.copyfileobj(source, out, 1 << 22)
+        return
+    fs, hpath = _path(spark, path)
+    stream = fs.create(hpath, True)
+    try:
+        stream.write(bytearray(head))
+        for part in parts:
+            part_fs, part_path = _path(spark, part)
+            source = part_fs.open(part_path)
+            try:
+                spark._jvm.org.apache.hadoop.io.IOUtils.copyBytes(source, stream, 1 << 20, False)
+            finally:
+                source.close()
+    finally:
+        stream.close()
 
 
 def write_table(df, path: str, table_format: str) -> None:
@@ -459,20 +481,32 @@ class Staging:
         order = ("tables", "sensitive", "release", "")
         return [move for area in order for move in sorted(by_area[area])]
 
-    def commit(self) -> None:
-        """Writes the journal (the commit point), then moves every staged entry into place."""
+    def commit(self, owned: Iterable[str] = ()) -> None:
+        """Writes the journal (the commit point), then moves every staged entry into place.
+
+        Args:
+            owned: Paths (relative to ``output_dir``) of every output the run's stages produce
+                in some configuration; those that exist but were not staged this time (e.g. an
+                evaluation file that moved from ``release/`` to ``sensitive/``, a chart of a
+                column no longer used) are removed in the same commit, so a rerun stage never
+                leaves outputs of its previous run beside its new ones.
+        """
         moves = self.planned_moves()
         if not moves and not exists(self.spark, self.root):
             return
         self.committing = True
-        journal = {"run_id": self.run_id, "moves": [list(m) for m in moves]}
+        targets = {target for _, target in moves}
+        removals = sorted(p for p in set(owned) - targets if exists(self.spark, f"{self.output_dir}/{p}"))
+        journal = {"run_id": self.run_id, "moves": [list(m) for m in moves], "removals": removals}
         tmp = f"{self.root}/{JOURNAL}.tmp"
         write_text(self.spark, tmp, json.dumps(journal))
         fs, tmp_path = _path(self.spark, tmp)
         if not fs.rename(tmp_path, _path(self.spark, f"{self.root}/{JOURNAL}")[1]):
             raise OSError(f"could not write the commit journal under {self.root}")
-        roll_forward(self.spark, self.root, self.output_dir, moves)
-        logger.info("Committed %d outputs to %s", len(moves), self.output_dir)
+        roll_forward(self.spark, self.root, self.output_dir, moves, removals)
+        logger.info("Committed %d outputs to %s%s", len(moves), self.output_dir,
+                    f" (removed {len(removals)} output(s) of the previous run that this run did not produce)"
+                    if removals else "")
 
     def decided(self) -> bool:
         """Whether the commit journal has been written (the commit must then be completed)."""
@@ -499,14 +533,17 @@ def _move(fs, source, target) -> None:
         raise OSError(f"could not move {source} to {target}")
 
 
-def roll_forward(spark, root: str, output_dir: str, moves: list[tuple[str, str]]) -> None:
-    """Does the ``moves`` of a journal whose staged source still exists (idempotent), then
-    removes the journal and the staging directory."""
+def roll_forward(spark, root: str, output_dir: str, moves: list[tuple[str, str]],
+                 removals: Iterable[str] = ()) -> None:
+    """Does the ``moves`` of a journal whose staged source still exists and its ``removals``
+    (idempotent), then removes the journal and the staging directory."""
     fs, _ = _path(spark, root)
     for source, target in moves:
         _, source_path = _path(spark, f"{root}/{source}")
         if fs.exists(source_path):
             _move(fs, source_path, _path(spark, f"{output_dir}/{target}")[1])
+    for stale in removals:
+        delete(spark, f"{output_dir}/{stale}")
     delete(spark, f"{root}/{JOURNAL}")
     delete(spark, root)
 
@@ -515,10 +552,11 @@ def recover_one(spark, output_dir: str, root: str) -> None:
     """Completes (journal present) or removes (no journal) the staging directory ``root``."""
     journal = f"{root}/{JOURNAL}"
     if exists(spark, journal):
-        moves = [tuple(m) for m in json.loads(read_text(spark, journal))["moves"]]
+        record = json.loads(read_text(spark, journal))
+        moves = [(str(m[0]), str(m[1])) for m in record["moves"]]
         logger.warning("Completing the interrupted commit %s (%d outputs) in %s", root.rsplit("/", 1)[-1],
-                    len(moves), output_dir)
-        roll_forward(spark, root, output_dir, moves)
+                       len(moves), output_dir)
+        roll_forward(spark, root, output_dir, moves, record.get("removals", ()))
         return
     size = size_of(spark, root)
     delete(spark, root)

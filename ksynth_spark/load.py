@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -27,8 +28,18 @@ from pyspark.storagelevel import StorageLevel
 
 from ksynth_spark.config import Config
 from ksynth_spark.errors import InputDataError
-from ksynth_spark.inputs import Column, malformed_rows_as_input_error, read_raw, select_columns
+from ksynth_spark.inputs import (
+    Column,
+    malformed_rows_as_input_error,
+    malformed_rows_error,
+    read_raw,
+    select_columns,
+    undecodable_input_error,
+)
 from ksynth_spark.model import EncodedData, MultiValueSource, attribute_table
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +121,7 @@ def join_subjects(df: DataFrame, columns: list[Column], subject_source: str, sub
     grouped = parsed.groupBy(_SUBJECT).agg(*aggregations).persist(StorageLevel.MEMORY_AND_DISK)
     if conflicts:
         flags = grouped.agg(*[F.max(f"{c.source}__conflict").alias(c.source) for c in conflicts]).first()
+        assert flags is not None  # a global aggregate has one row
         flagged = [c.name for c in conflicts if flags[c.source]]
         if flagged:
             raise InputDataError(
@@ -183,7 +195,7 @@ def _attribute_ids(attributes, columns: list[Column], multi_value: dict[str, Mul
     column maps each piece to the id of its expanded attribute ``(<column>_<piece>, "1")``.
     """
     ids_by_column: dict[str, dict[str, int]] = {}
-    for attr_id, column, value in zip(attributes["attr_id"], attributes["column"], attributes["value"]):
+    for attr_id, column, value in zip(attributes["attr_id"], attributes["column"], attributes["value"], strict=True):
         ids_by_column.setdefault(column, {})[value] = int(attr_id)
     parts = []
     for column in columns:
@@ -203,7 +215,7 @@ def _attribute_ids(attributes, columns: list[Column], multi_value: dict[str, Mul
     return parts
 
 
-def encode(rows: DataFrame, columns: list[Column]) -> tuple[DataFrame, list[str], object, dict]:
+def encode(rows: DataFrame, columns: list[Column]) -> tuple[DataFrame, list[str], pd.DataFrame, dict]:
     """Dictionary-encodes weighted parsed rows (``__weight`` = records per row) into distinct rows.
 
     Collected to the driver: the distinct attributes with their counts (the attribute table).
@@ -236,10 +248,12 @@ def _csv_line_counts(spark, raw: DataFrame, headers: list[str], config: Config, 
     10^7-row table on 2 cores); only the distinct lines are then parsed with the CSV parser and
     the same options as :func:`ksynth_spark.inputs.read_raw`. The header line of every file
     (with or without a byte-order mark) is removed. Collected to the driver: the counts of the
-    distinct lines that equal the header (at most two numbers) and the number of malformed lines.
+    distinct lines that equal the header (at most two numbers) and the numbers of malformed and
+    undecodable lines. Only used for UTF-8 input (the text reader has no encoding option).
 
     Raises:
-        InputDataError: Lines whose number of fields differs from the header.
+        InputDataError: Lines whose number of fields differs from the header (named by line number),
+            or bytes that are not valid UTF-8.
     """
     files = raw.inputFiles()
     n = len(headers)
@@ -256,14 +270,17 @@ def _csv_line_counts(spark, raw: DataFrame, headers: list[str], config: Config, 
     is_header = F.lit(True)
     for i, header in enumerate(headers):
         is_header = is_header & ((first if i == 0 else F.col(f"c{i}")) == F.lit(header))
+    undecodable = F.lit(False)
+    for i in range(n):
+        undecodable = undecodable | F.col(f"c{i}").contains("\ufffd")
     checks = parsed.agg(
         F.sum(F.when(F.col("__bad").isNotNull(), F.col(_WEIGHT)).otherwise(0)).alias("bad"),
+        F.sum(F.when(undecodable, F.col(_WEIGHT)).otherwise(0)).alias("undecodable"),
         F.sum(F.when(is_header & F.col("__bom"), F.col(_WEIGHT)).otherwise(0)).alias("bom_headers")).first()
     if checks["bad"]:
-        raise InputDataError(
-            f"{config.sensitive_microdata_path}: {int(checks['bad'])} line(s) have a different number of fields than "
-            f"the header ({n} fields), or hold a quoted value that spans lines. Every row must have as many fields "
-            "as the header, on one line; check sensitive_microdata_delimiter.")
+        raise malformed_rows_error(config.sensitive_microdata_path, files, n, config.sensitive_microdata_delimiter)
+    if checks["undecodable"]:
+        raise undecodable_input_error(config.sensitive_microdata_path)
     plain_headers = len(files) - int(checks["bom_headers"] or 0)
     weight = F.when(is_header & F.col("__bom"), F.lit(0)).when(is_header, F.col(_WEIGHT) - plain_headers) \
         .otherwise(F.col(_WEIGHT))
@@ -286,7 +303,7 @@ def _weighted_rows(spark, raw: DataFrame, headers: list[str], columns: list[Colu
             return join_subjects(indexed, columns, subject_source, config.subject_id or "")
         raw = indexed.drop(ROW_INDEX)
         counted = raw.groupBy(*used).agg(F.count(F.lit(1)).alias(_WEIGHT))
-    elif config.input_format == "csv":
+    elif config.input_format == "csv" and config.sensitive_microdata_encoding == "utf-8":
         counted = _csv_line_counts(spark, raw, headers, config, cached)
     else:
         counted = raw.groupBy(*used).agg(F.count(F.lit(1)).alias(_WEIGHT))
@@ -312,6 +329,7 @@ def load_encoded(spark, config: Config) -> EncodedData:
     finally:
         for frame in cached:
             frame.unpersist()
+    assert totals is not None  # a global aggregate has one row
     n_rows, n_records = int(totals["d"]), int(totals["n"] or 0)
     if n_records == 0:
         rows.unpersist()

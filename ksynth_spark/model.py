@@ -70,7 +70,7 @@ class EncodedData:
 
     def labels(self) -> list[str]:
         """``fmt(a) = "column:value"`` of every attribute id."""
-        return [f"{c}:{v}" for c, v in zip(self.attributes["column"], self.attributes["value"])]
+        return [f"{c}:{v}" for c, v in zip(self.attributes["column"], self.attributes["value"], strict=True)]
 
     def selection_ranks(self, order: str = "ordinal") -> np.ndarray:
         """Rank of every attribute id in the selections-string order.

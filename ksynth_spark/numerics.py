@@ -13,9 +13,8 @@ from collections.abc import Callable, Sequence
 from fractions import Fraction
 
 import numpy as np
-from numba import njit
 
-from ksynth_spark.randomness import JIT
+from ksynth_spark.jit import kernel
 
 
 def floor_k(x, k: int):
@@ -23,7 +22,7 @@ def floor_k(x, k: int):
     return (x // k) * k
 
 
-@njit(**JIT)
+@kernel
 def quantile_r8_row(values, row, n, p):
     """``Quantile_R8`` of the sorted ``values[row, :n]`` (compiled; ``n >= 1``)."""
     h = (n + 1.0 / 3.0) * p + 1.0 / 3.0
@@ -35,7 +34,7 @@ def quantile_r8_row(values, row, n, p):
     return values[row, j - 1] + (h - j) * (values[row, j] - values[row, j - 1])
 
 
-@njit(**JIT)
+@kernel
 def round_half_away_scalar(x):
     """Rounds half away from zero (compiled scalar version)."""
     return np.int64(math.floor(abs(x) + 0.5)) * (1 if x >= 0 else -1)

@@ -30,7 +30,7 @@ from ksynth_spark.evaluate import EvaluationResult, evaluate
 from ksynth_spark.inputs import check_output_overlap
 from ksynth_spark.load import load_encoded
 from ksynth_spark.model import EncodedData
-from ksynth_spark.outputs import chart_area, output
+from ksynth_spark.outputs import OUTPUTS, chart_area, output
 from ksynth_spark.report.evaluation import render_evaluation, showcase_evaluation
 from ksynth_spark.report.privacy import ReleaseFacts
 from ksynth_spark.report.stage import ShowcaseInputs, committed_synthetic_aggregates, showcase_html
@@ -92,7 +92,7 @@ class Run:
         io.write_text(self.spark, self.out(key), text)
 
     def write_tsv(self, key: str, df: DataFrame) -> None:
-        io.write_tsv(self.spark, df, self.out(key))
+        io.write_tsv(self.spark, df, self.out(key), spreadsheet_safe=self.config.spreadsheet_safe)
 
     def write_table(self, key: str, df: DataFrame) -> None:
         io.write_table(df, self.table_path(key), self.config.table_format)
@@ -157,7 +157,8 @@ def dictionary(run: Run) -> EncodedData:
 def ensure_aggregates(run: Run) -> AggregateResult:
     """The aggregates of this run (computed once, without writing them)."""
     if run.aggregates is None:
-        if "aggregate" not in run.stages and run.committed is not None and run.committed.has_table("sensitive_aggregates"):
+        committed = run.committed
+        if "aggregate" not in run.stages and committed is not None and committed.has_table("sensitive_aggregates"):
             run.aggregates = _committed_aggregates(run)
         else:
             data = ensure_data(run)
@@ -169,7 +170,8 @@ def ensure_aggregates(run: Run) -> AggregateResult:
 
 def _committed_aggregates(run: Run) -> AggregateResult:
     """The aggregates an earlier run committed (sensitive and reportable tables, statistics)."""
-    committed, config = run.committed, run.config
+    committed, _config = run.committed, run.config
+    assert committed is not None  # the caller checked that the table was committed
     derived = committed.derived
     sensitive = committed.table("sensitive_aggregates").persist(StorageLevel.MEMORY_AND_DISK)
     reportable = committed.table("reportable_aggregates")
@@ -189,7 +191,8 @@ def ensure_reportable(run: Run) -> Reportable:
     if "aggregate" not in run.stages and run.committed is not None and run.committed.has_table("reportable_aggregates"):
         derived = run.committed.derived
         run.reportable = Reportable(run.committed.table("reportable_aggregates"),
-                                    int(derived["published_record_count"]), derived.get("count_column", "protected_count"))
+                                    int(derived["published_record_count"]),
+                                    derived.get("count_column", "protected_count"))
         return run.reportable
     aggregates = ensure_aggregates(run)
     if not config.dp_aggregates:
@@ -249,13 +252,15 @@ def stage_aggregate(run: Run) -> None:
     with StageTimer("aggregate"):
         result = ensure_aggregates(run)
         data = run.data
+        assert data is not None  # the aggregate stage reads the sensitive table (ensure_aggregates loaded it)
         reportable = ensure_reportable(run)
         if config.dp_aggregates:
             lengths = [(r["length"], r["count"]) for r in
                        reportable.table.groupBy("length").count().orderBy("length").collect()]
         else:  # combinations with count >= k, from the statistics already computed
             by_length = result.rare_by_length
-            lengths = list(zip(by_length["sen_combo_length"], by_length["combo_count"] - by_length["rare_count"]))
+            lengths = list(zip(by_length["sen_combo_length"], by_length["combo_count"] - by_length["rare_count"],
+                               strict=True))
         summary = [("privacy", "differential privacy" if config.dp_aggregates else f"k-anonymity, k = {config.k}"),
                    ("reporting_length", result.reporting_length), ("record_count", reportable.record_count)]
         summary += [(f"reportable_combinations_length_{length}", int(n)) for length, n in lengths]
@@ -273,7 +278,8 @@ def stage_aggregate(run: Run) -> None:
         io.run_concurrently([
             lambda: run.write_tsv("reportable_aggregates",
                                   ordered_for_file(reportable.table, count_column, reportable.record_count)),
-            lambda: run.write_tsv("sensitive_aggregates", ordered_for_file(result.sensitive, "count", result.n_records)),
+            lambda: run.write_tsv("sensitive_aggregates",
+                                  ordered_for_file(result.sensitive, "count", result.n_records)),
             lambda: run.write_table("sensitive_aggregates", result.sensitive.select("selections", "length", "count",
                                                                                     "attrs")),
             lambda: run.write_table("reportable_aggregates", reportable.table.select(
@@ -290,6 +296,7 @@ def released_headers(run: Run) -> list[str]:
     data = dictionary(run)
     if not data.multi_value:
         return list(data.headers)
+    assert run.synthesis is not None  # the callers ran ensure_synthesis
     used_ids = run.synthesis.records.select(F.explode("attrs").alias("a")).distinct().collect()
     used_columns = {int(data.attribute_columns[r["a"]]) for r in used_ids}
     return [h for i, h in enumerate(data.headers) if h not in data.multi_value or i in used_columns]
@@ -340,7 +347,8 @@ def stage_evaluate(run: Run) -> None:
         previous = run.committed.derived if run.committed is not None else {}
         facts = ReleaseFacts.from_run(config, {**previous, **run.derived})
         report = render_evaluation(result, facts, prefix=config.prefix,
-                                   sensitive_rare_by_length=aggregates.rare_by_length)
+                                   sensitive_rare_by_length=aggregates.rare_by_length,
+                                   spreadsheet_safe=config.spreadsheet_safe)
         for key, text in report.texts.items():
             run.write_text(key, text)
         for name, content in sorted(report.charts.items()):
@@ -383,6 +391,7 @@ def stage_showcase(run: Run) -> None:
         data = dictionary(run)
         length = _reporting_length(run)
         derived = {**(run.committed.derived if run.committed is not None else {}), **run.derived}
+        synthetic: DataFrame | None
         if run.evaluation is not None:
             synthetic = run.evaluation.synthetic_aggregates
         elif not {"aggregate", "generate"} & set(run.stages):
@@ -428,6 +437,26 @@ def effective_config(run: Run) -> str:
     return run.config.to_json(derived=derived, stages=list(run.stages), stage_runs=stages_run)
 
 
+def owned_outputs(run: Run) -> list[str]:
+    """Paths (relative to ``output_dir``) of every output the run's stages write in some
+    configuration (both areas of an evaluation file, the working tables, and the charts the
+    committed release lists): the commit removes those it did not produce this time."""
+    config, owned = run.config, []
+    for entry in OUTPUTS:
+        if entry.stage not in run.stages:
+            continue
+        if entry.area == "tables":
+            if not config.output_catalog:
+                owned.append(f"tables/{entry.key}")
+        else:
+            for area in {entry.area, entry.area_for(True)}:
+                owned.append("/".join(p for p in (area, f"{config.prefix}_{entry.suffix}") if p))
+    if "evaluate" in run.stages and run.committed is not None:
+        for chart in (run.committed.derived.get("evaluation") or {}).get("charts") or []:
+            owned.append(f"{chart['area']}/{chart['file']}")
+    return owned
+
+
 def run_stages(spark, config: Config, stages: tuple[str, ...] = STAGES) -> Run:
     """Runs ``stages`` in pipeline order and commits the release (one run per ``output_dir``).
 
@@ -471,12 +500,14 @@ def run_stages(spark, config: Config, stages: tuple[str, ...] = STAGES) -> Run:
                 transaction.checkpoint()
                 STAGE_FUNCTIONS[stage](run)
                 if stage == "aggregate":
+                    assert run.reportable is not None  # set by stage_aggregate
                     release_checks.require_reportable(config, run.reportable.table.limit(1).count())
                 elif stage == "generate":
+                    assert run.synthesis is not None  # set by stage_generate
                     release_checks.require_synthetic_records(config, run.synthesis.n_records)
         transaction.checkpoint()
         io.write_text(spark, run.out("config"), effective_config(run))
         publish_catalog_tables(run)
-        transaction.commit()
+        transaction.commit(owned_outputs(run))
     logger.info("Release written to %s in %.1f s", config.output_dir, time.monotonic() - started)
     return run

@@ -14,14 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from numba import njit
 
-#: Options of every compiled kernel: cached on disk, no GIL, and no reference-counting runtime
-#: (kernels never allocate: the Python wrappers pass every buffer; with the runtime each call
-#: passing arrays paid atomic reference counts).
-JIT = dict(cache=True, nogil=True, _nrt=False)
-#: :data:`JIT` for the innermost helpers, inlined into their callers.
-INLINE = dict(JIT, inline="always")
+from ksynth_spark.jit import kernel
 
 # Phase tags of the streams (part of the stream key; never reuse a value).
 PHASE_ROW_SEEDED = 1
@@ -40,7 +34,7 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 MASK64 = (1 << 64) - 1
 
 
-@njit(**JIT)
+@kernel
 def finalize(z):
     """SplitMix64 output function (uint64 wrap-around)."""
     z = (z ^ (z >> np.uint64(30))) * _MIX1
@@ -48,25 +42,25 @@ def finalize(z):
     return z ^ (z >> np.uint64(31))
 
 
-@njit(**JIT)
+@kernel
 def _stream_base(seed64, phase):
     return finalize(finalize(seed64 + GOLDEN) ^ np.uint64(phase))
 
 
-@njit(**JIT)
+@kernel
 def stream_state(base, logical_id):
     """Initial state of the stream ``logical_id`` of a ``(seed, phase)`` base key."""
     return finalize((base ^ np.uint64(logical_id)) + GOLDEN)
 
 
-@njit(**JIT)
+@kernel
 def next_u64(state):
     """Next uniform 64-bit integer of the stream whose state is ``state[0]``."""
     state[0] += GOLDEN
     return finalize(state[0])
 
 
-@njit(**JIT)
+@kernel
 def below(state, n):
     """Uniform integer in ``[0, n)``, exact (rejects the incomplete low block)."""
     n64 = np.uint64(n)
@@ -77,7 +71,7 @@ def below(state, n):
             return np.int64(x % n64)
 
 
-@njit(**JIT)
+@kernel
 def draw(weights, n, state):
     """Spec WChoice: ``r`` uniform in ``[1, Σw]``; the first candidate whose running sum is
     ``>= r``; -1 (NONE) when every weight is 0."""
@@ -95,7 +89,7 @@ def draw(weights, n, state):
     return -1
 
 
-@njit(**JIT)
+@kernel
 def split_runs(weights, n, runs, state, out):
     """Splits ``runs`` independent WChoice draws over ``weights[:n]``: ``out[i]`` = how many
     chose candidate ``i`` (a multinomial sample, drawn run by run so that it equals ``runs``
@@ -109,7 +103,7 @@ def split_runs(weights, n, runs, state, out):
         out[draw(weights, n, state)] += 1
 
 
-@njit(**JIT)
+@kernel
 def permutation(state, items, n):
     """Writes a uniform random permutation of ``range(n)`` into ``items`` (Fisher–Yates)."""
     for i in range(n):
@@ -119,14 +113,14 @@ def permutation(state, items, n):
         items[i], items[j] = items[j], items[i]
 
 
-@njit(**JIT)
+@kernel
 def _uniform_keys(base, ids, out, state):
     for i in range(ids.size):
         state[0] = stream_state(base, ids[i])
         out[i] = next_u64(state)
 
 
-@njit(**JIT)
+@kernel
 def _row_hashes(base, offsets, ids, out):
     for r in range(offsets.size - 1):
         h = base

@@ -48,8 +48,10 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
+from types import FrameType
+from typing import Any, Literal
 
 from ksynth_spark import io
 from ksynth_spark.errors import OutputError, RunInterrupted
@@ -306,6 +308,7 @@ class RunLock:
         self.held = False
         try:
             if self._fd is not None:
+                assert self._local is not None  # _fd is only set by _acquire_local
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(self._local, LOCK_NAME))
                 os.close(self._fd)
@@ -364,7 +367,7 @@ class RunTransaction:
         self._cleaning = False
         self._done = threading.Event()
         self._watchdog: threading.Thread | None = None
-        self._previous: dict[int, object] = {}
+        self._previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
 
     # ------------------------------------------------------------------ lifetime
     def __enter__(self) -> RunTransaction:
@@ -378,7 +381,7 @@ class RunTransaction:
         self._install()
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         self._cleaning = True
         try:
             if self.committed:
@@ -415,12 +418,13 @@ class RunTransaction:
             self._stopping = True
             raise _Stop()
 
-    def commit(self) -> None:
-        """Commits the staged outputs (signals wait until the commit is complete)."""
+    def commit(self, owned: Iterable[str] = ()) -> None:
+        """Commits the staged outputs (signals wait until the commit is complete); ``owned`` as in
+        :meth:`ksynth_spark.io.Staging.commit`."""
         self.checkpoint()
         self.staging.committing = True
         try:
-            self.staging.commit()
+            self.staging.commit(owned)
             self.committed = True
         finally:
             self.staging.committing = False
@@ -462,16 +466,17 @@ class RunTransaction:
     def _cancel_jobs_until_done(self) -> None:
         """Cancels Spark jobs until the run has cleaned up, and interrupts the driver thread
         once it is outside py4j when the interruption has not reached it by itself."""
-        main = threading.main_thread()
+        main_ident = threading.main_thread().ident
+        assert main_ident is not None  # the main thread has started
         while not self._done.is_set():
             if not self._cleaning:
                 with contextlib.suppress(Exception):
                     self.spark.sparkContext.cancelAllJobs()
             if not self._stopping and not self._cleaning and not self.staging.committing and not self.committed:
-                frame = sys._current_frames().get(main.ident)
+                frame = sys._current_frames().get(main_ident)
                 if frame is not None and not _in_py4j(frame) and not _in_cleanup(frame):
                     self._stopping = True
-                    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(main.ident), ctypes.py_object(_Stop))
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(main_ident), ctypes.py_object(_Stop))
             self._done.wait(0.2)
 
     def _stop_jobs(self, timeout: float = 30.0) -> None:

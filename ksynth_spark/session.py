@@ -263,6 +263,7 @@ def _class_loadable(name: str) -> bool:
 
     jvm = SparkContext._jvm
     try:
+        assert jvm is not None  # set by _ensure_initialized (an AssertionError is caught like a py4j one)
         jvm.java.lang.Class.forName(name, False, jvm.java.lang.Thread.currentThread().getContextClassLoader())
         return True
     except Exception:  # py4j wraps ClassNotFoundException

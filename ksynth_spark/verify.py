@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple
+from typing import Literal, NamedTuple, cast
 
 import numpy as np
 import pandas as pd
@@ -162,6 +162,7 @@ def audit(spark, data: EncodedData, synthetic: DataFrame, k: int, length: int) -
         singles = counts.decoded.filter(F.col("length") == 1).select(F.col("attrs")[0].alias("a"), "count").collect()
     finally:
         counts.release()
+    assert records is not None  # a global aggregate has one row
     below_by_length = {int(r["length"]): int(r["below"]) for r in combos}
     records_below = int(records["below"] or 0)
     combos_below = sum(below_by_length.values())
@@ -221,6 +222,7 @@ def detect_format(path: str, requested: str | None) -> str:
     Raises:
         InputDataError: Unknown requested format, or an extension that does not tell.
     """
+    fmt: str | None
     if requested:
         fmt = requested.strip().lower()
         if fmt not in SYNTHETIC_FORMATS:
@@ -270,7 +272,7 @@ def read_synthetic(spark, data: EncodedData, sensitive_config: Config, path: str
         InputDataError: Missing/unreadable file, malformed rows, or no column in common.
     """
     config = replace(sensitive_config, sensitive_microdata_path=path,
-                     input_format="csv" if fmt in ("tsv", "csv") else fmt,
+                     input_format="csv" if fmt in ("tsv", "csv") else cast(Literal["parquet", "delta"], fmt),
                      sensitive_microdata_delimiter="\t" if fmt == "tsv" else ",",
                      subject_id=None, use_columns=[], record_limit=-1, sensitive_zeros=[], multi_value_columns={})
     raw, raw_headers = read_raw(spark, config)

@@ -29,10 +29,12 @@ class Table:
     """A sensitive table as id sets, its distinct rows and support index."""
 
     def __init__(self, rows: list[tuple], headers: list[str], k: int):
-        counts = Counter((h, v) for row in rows for h, v in zip(headers, row) if v is not None)
+        counts = Counter((h, v) for row in rows for h, v in zip(headers, row, strict=True) if v is not None)
         self.attributes = attribute_table([(h, v, n) for (h, v), n in counts.items()], headers)
-        ids = {(c, v): i for i, c, v in zip(self.attributes.attr_id, self.attributes.column, self.attributes.value)}
-        self.records = [frozenset(ids[(h, v)] for h, v in zip(headers, row) if v is not None) for row in rows]
+        table = self.attributes
+        ids = {(c, v): i for i, c, v in zip(table.attr_id, table.column, table.value, strict=True)}
+        self.records = [frozenset(ids[(h, v)] for h, v in zip(headers, row, strict=True) if v is not None)
+                        for row in rows]
         self.id_of = {f"{c}:{v}": i for (c, v), i in ids.items()}
         self.k = k
         self.n = self.attributes["count"].to_numpy()
@@ -74,7 +76,7 @@ def records_of(offsets, ids) -> list[frozenset]:
 
 def expand(offsets, ids, counts) -> list[frozenset]:
     """Groups (CSR sets with counts) as a list of records."""
-    return [record for record, count in zip(records_of(offsets, ids), counts) for _ in range(int(count))]
+    return [record for record, count in zip(records_of(offsets, ids), counts, strict=True) for _ in range(int(count))]
 
 
 def attribute_counts(records, n_attrs: int) -> np.ndarray:

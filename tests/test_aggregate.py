@@ -46,7 +46,7 @@ def _read_tsv(path):
 
 def _as_counts(path):
     table = _read_tsv(path)
-    return {frozenset(s.split(";")): int(c) for s, c in zip(table.iloc[:, 0], table.iloc[:, 1])}
+    return {frozenset(s.split(";")): int(c) for s, c in zip(table.iloc[:, 0], table.iloc[:, 1], strict=True)}
 
 
 def test_worked_example_exact_outputs(spark, tmp_path):
@@ -183,7 +183,7 @@ def test_adult_reportable_aggregates_equal_an_independent_count(spark, tmp_path)
             for values, n in frame.groupby(list(columns), dropna=True).size().items():
                 values = values if isinstance(values, tuple) else (values,)
                 if n >= 10:
-                    expected[frozenset(f"{c}:{v}" for c, v in zip(columns, values))] = 10 * (n // 10)
+                    expected[frozenset(f"{c}:{v}" for c, v in zip(columns, values, strict=True))] = 10 * (n // 10)
     reportable = _as_counts(out / "release" / "adult_reportable_aggregates.tsv")
     assert reportable.pop(frozenset(["record_count"])) == 48840
     assert reportable == expected

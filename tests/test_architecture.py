@@ -17,9 +17,10 @@ LADDER = [
     {"pipeline"},
     {"report.stage", "committed"},
     {"evaluate", "verify"},
-    {"synthesis.stage", "dp.stage", "aggregate", "load", "inputs", "run_state", "progress"},
+    {"synthesis.stage", "dp.stage", "aggregate", "load", "inputs", "run_state"},
     {"synthesis", "dp", "report", "combinations", "session", "release_checks"},
-    {"model", "config", "io", "errors", "outputs", "numerics", "randomness", "arrow_jobs"},
+    {"model", "config", "io", "errors", "outputs", "numerics", "randomness", "arrow_jobs", "jit",
+     "progress"},
 ]
 
 

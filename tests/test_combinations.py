@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 
 from ksynth_spark.combinations import (
-    ComboCodec, count_combinations, csr_from_lists, reduce_counts, shortest_member_length, sortable,
+    ComboCodec,
+    count_combinations,
+    csr_from_lists,
+    reduce_counts,
+    shortest_member_length,
+    sortable,
 )
 from tests import reference
 
@@ -28,7 +33,7 @@ def _counts(codec, records, max_length, weights=None, **kw):
     counts = np.concatenate([p[1] for p in parts])
     keys, counts = reduce_counts(keys, counts)
     ids_, lengths = codec.unpack(keys)
-    return {frozenset(row[row >= 0].tolist()): int(c) for row, c in zip(ids_, counts)}
+    return {frozenset(row[row >= 0].tolist()): int(c) for row, c in zip(ids_, counts, strict=True)}
 
 
 @pytest.mark.parametrize("seed, n_columns, values, max_length", [(1, 5, 3, 3), (2, 8, 2, 8), (3, 6, 40, 4)])
@@ -65,7 +70,10 @@ def test_shortest_member_length():
 @pytest.mark.parametrize("seed, n_columns, values, max_length", [(4, 5, 3, 3), (5, 7, 6, 7)])
 def test_column_set_kernels_equal_the_enumerating_ones(seed, n_columns, values, max_length):
     from ksynth_spark.combinations import (
-        ColumnLayout, count_by_column_sets, fits_column_sets, shortest_member_length_by_column_sets,
+        ColumnLayout,
+        count_by_column_sets,
+        fits_column_sets,
+        shortest_member_length_by_column_sets,
     )
 
     rng = np.random.default_rng(seed)
@@ -79,7 +87,8 @@ def test_column_set_kernels_equal_the_enumerating_ones(seed, n_columns, values, 
     keys, counts = reduce_counts(np.concatenate([p[0] for p in by_sets]), np.concatenate([p[1] for p in by_sets]))
     assert len(keys) == sum(len(p[0]) for p in by_sets)  # each combination is emitted once
     enumerated = list(count_combinations(codec, offsets, ids, weights, max_length))
-    keys2, counts2 = reduce_counts(np.concatenate([p[0] for p in enumerated]), np.concatenate([p[1] for p in enumerated]))
+    keys2, counts2 = reduce_counts(np.concatenate([p[0] for p in enumerated]),
+                                   np.concatenate([p[1] for p in enumerated]))
     assert np.array_equal(keys, keys2) and np.array_equal(counts, counts2)
     members = np.sort(sortable(keys[counts <= 2]))
     assert np.array_equal(shortest_member_length_by_column_sets(codec, layout, offsets, ids, members, max_length),

@@ -23,14 +23,16 @@ def test_dp_release_uses_only_dp_aggregates(spark, tmp_path, caplog):
         release = run_stages(spark, config)
     assert "NOT differentially private" in caplog.text
     out = tmp_path / "out"
-    reportable = pd.read_csv(out / "release" / "dp_reportable_aggregates.tsv", sep="\t", dtype=str, keep_default_na=False)
+    reportable = pd.read_csv(out / "release" / "dp_reportable_aggregates.tsv", sep="\t", dtype=str,
+                             keep_default_na=False)
     dp_table = release.dp.aggregates.toPandas()
     assert reportable.iloc[0].tolist() == ["record_count", str(release.dp.protected_record_count)]
     assert len(reportable) - 1 == len(dp_table)
     assert sorted(reportable["protected_count"].iloc[1:].astype(int)) == sorted(dp_table["count"].astype(int))
     # the synthetic data is built from the DP table: its single-attribute counts equal the DP singles
     synthetic = pd.read_csv(out / "release" / "dp_synthetic_microdata.tsv", sep="\t", dtype=str, keep_default_na=False)
-    singles = {s: int(c) for s, c in zip(reportable["selections"], reportable["protected_count"]) if ";" not in s
+    pairs = zip(reportable["selections"], reportable["protected_count"], strict=True)
+    singles = {s: int(c) for s, c in pairs if ";" not in s
                and s != "record_count"}
     for label, count in singles.items():
         column, value = label.split(":")

@@ -10,7 +10,6 @@ import ast
 import logging
 from pathlib import Path
 
-
 from tests.conftest import DATA, REPO
 
 NOTEBOOKS = REPO / "notebooks"

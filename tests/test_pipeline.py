@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 import pytest
 
 import ksynth_spark.load
@@ -52,19 +51,3 @@ def test_stages_run_alone_keep_the_release_and_do_not_reload_the_sensitive_table
     assert page_after["evaluation"] is not None and page_before["evaluation"] is not None
     assert (out / "release" / "gc_synthetic_microdata.tsv").read_bytes() == microdata
     assert not [p.name for p in out.iterdir() if p.name.startswith(".staging")]
-
-
-def test_python_api_on_a_pandas_frame(spark, tmp_path):
-    import ksynth_spark as ks
-
-    people = pd.read_csv(DATA / "german_credit.csv", dtype=str, keep_default_na=False)
-    result = ks.release(people, k=10, reporting_length=2, seed=5, table_format="parquet",
-                        stages=("aggregate", "generate"))
-    assert result.verification["passed"] is True
-    assert "at least 10" in result.privacy_statement
-    microdata = result.synthetic_microdata.toPandas()
-    assert len(microdata) == result.derived["synthesis"]["records_out"] and list(microdata.columns)[0] == "syn_id"
-    assert result.reportable_aggregates.count() > 0
-    result.write(str(tmp_path / "api"))
-    assert (tmp_path / "api" / "release" / "my_synthetic_microdata.tsv").exists()
-    assert result.output_dir == str(tmp_path / "api")

@@ -143,17 +143,29 @@ def test_sigterm_during_the_commit_completes_the_commit_first(spark, tmp_path, m
     assert LOCK_NAME not in os.listdir(out)
 
 
+def test_a_rerun_removes_the_outputs_it_owns_but_did_not_produce_and_keeps_the_others(spark, tmp_path):
+    out = tmp_path / "out"
+    with RunTransaction(spark, str(out)) as transaction:
+        _stage_files(spark, transaction.staging, {"release/a.tsv": "1", "release/b.tsv": "1", "sensitive/c.tsv": "1"})
+        transaction.commit()
+    with RunTransaction(spark, str(out)) as transaction:  # b moved to sensitive/, c belongs to another stage
+        _stage_files(spark, transaction.staging, {"release/a.tsv": "2", "sensitive/b.tsv": "2"})
+        transaction.commit(owned=["release/a.tsv", "release/b.tsv", "sensitive/b.tsv", "release/gone.png"])
+    assert _tree(out) == {"release/a.tsv": "2", "sensitive/b.tsv": "2", "sensitive/c.tsv": "1"}
+
+
 def test_a_release_escapes_odd_values_and_keeps_rare_values_out_of_release(spark, tmp_path):
     """Tabs and line breaks in values and headers are escaped in every TSV (the lead escapes
     them at normalisation; the writers escape again), and a value seen once (under k) never
-    leaves sensitive/ and tables/."""
-    rows = [[a, b + "\tx" if i % 2 else b + "\nx", c] for i, (a, b, c) in enumerate(good_rows(60))]
+    leaves sensitive/ and tables/; with spreadsheet_safe no cell starts like a formula."""
+    rows = [[a, b + "\tx" if i % 2 else b + "\nx", "=" + c if c == "m" else c]
+            for i, (a, b, c) in enumerate(good_rows(60))]
     rows.append(["x", MARKER, "m"])
     frame = pd.DataFrame(rows, columns=["a", "b\tcol", "c"])
     frame.to_parquet(tmp_path / "in.parquet", index=False)
     config = {"sensitive_microdata_path": str(tmp_path / "in.parquet"), "input_format": "parquet",
               "output_dir": str(tmp_path / "out"), "table_format": "parquet", "reporting_resolution": 3,
-              "reporting_length": 2, "seed": 5}
+              "reporting_length": 2, "seed": 5, "spreadsheet_safe": True}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     status, out, err = run_cli(["run", str(tmp_path / "config.yaml")])
     assert status == 0, err
@@ -166,7 +178,10 @@ def test_a_release_escapes_odd_values_and_keeps_rare_values_out_of_release(spark
         with open(path, newline="") as handle:
             widths = {len(row) for row in csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)}
         assert len(widths) == 1, path
+        cells = [cell for line in path.read_text().splitlines() for cell in line.split("\t")]
+        assert not [cell for cell in cells if cell[:1] in ("=", "+", "@")], path  # spreadsheet_safe
     microdata = (release / "my_synthetic_microdata.tsv").read_text()
     assert "b<tab>col" in microdata.splitlines()[0]
     assert "<lf>x" in microdata or "<tab>x" in microdata
+    assert "'=m" in microdata
     assert sorted(os.listdir(tmp_path / "out")) == ["my_config.json", "release", "sensitive", "tables"]

@@ -201,7 +201,7 @@ def test_value_seeded_oversampling_respects_ceilings(table):
         for record in built.records():
             for size in (1, 2):
                 made.update(itertools.combinations(sorted(record), size))
-        for combo, count in zip(combos, counts):
+        for combo, count in zip(combos, counts, strict=True):
             assert made[tuple(sorted(combo))] <= count * (1 + ratio)
         assert all(table.support(r) >= table.k for r in records)
 
@@ -228,7 +228,7 @@ def test_aggregate_seeded_invariants(table, length):
     records non-empty. Also with synthetic counts."""
     combos, counts = table.reportable(length)
     keys = {frozenset(c) for c in combos}
-    singles = {c[0]: n for c, n in zip(combos, counts) if len(c) == 1}
+    singles = {c[0]: n for c, n in zip(combos, counts, strict=True) if len(c) == 1}
     aggregate = AggregateTable.from_combos(combos, counts, len(table.n), length)
     for seed, synthetic in ((0, False), (1, False), (2, True)):
         records = [frozenset(r) for r in aggregate_seeded(aggregate, table.space, seed,
@@ -253,7 +253,7 @@ def test_aggregate_seeded_target_and_scale(table):
         assert all(frozenset(p) in keys for r in built.records() for p in itertools.combinations(r, 2))
     scaled = aggregate.with_counts(aggregate.scaled_counts(0.5))
     got = attribute_counts([frozenset(r) for r in aggregate_seeded(scaled, table.space, 5).records()], len(table.n))
-    for combo, count in zip(combos, counts):
+    for combo, count in zip(combos, counts, strict=True):
         if len(combo) == 1:
             assert got[combo[0]] == math.ceil(count / 2)
 
@@ -309,7 +309,7 @@ def test_suppression_on_groups_equals_the_sequential_algorithm(table):
     assert excess.sum() > 0
     base = stream_base(9, PHASE_SUPPRESS)
     copies = [(int(copy_key(base, np.int64(g), j)), int(g), j, row)
-              for row, (g, w) in enumerate(zip(groups, table.weights)) for j in range(int(w))]
+              for row, (g, w) in enumerate(zip(groups, table.weights, strict=True)) for j in range(int(w))]
     copies.sort()
     records = [table.distinct[row] for *_, row in copies]
     expected = sequential_suppression(records, list(range(len(records))), excess)
@@ -332,4 +332,4 @@ def test_suppression_victims_merge_across_partitions(table):
         parts.append(smallest_occurrences(4, groups[rows], table.weights[rows], offsets, ids, excess))
     merged = select_smallest(Occurrences(*(np.concatenate([getattr(p, f) for p in parts])
                                            for f in Occurrences._fields)), excess)
-    assert all(np.array_equal(a, b) for a, b in zip(whole, merged))
+    assert all(np.array_equal(a, b) for a, b in zip(whole, merged, strict=True))

@@ -54,7 +54,7 @@ def test_example_phase1_outcome_distribution(example):
     ones = np.ones(len(example.distinct), dtype=np.int64)
     for seed in range(draws):
         grown = grow(example, seed, ones, oracle)
-        for row, record in zip(grown.row, _sets(grown)):
+        for row, record in zip(grown.row, _sets(grown), strict=True):
             outcomes[example.distinct[row]][record] += 1
     for labels, expected in PHASE1_EXPECTED.items():
         row = example.ids_of(*labels)
@@ -82,7 +82,7 @@ def test_merged_runs_are_distributed_like_independent_runs(example):
     for seed in range(draws):
         grown = grow(example, seed, copies, oracle)
         assert grown.runs.sum() == 3 and set(grown.row) <= {row}
-        seen[tuple(sorted((tuple(sorted(s)), int(n)) for s, n in zip(_sets(grown), grown.runs)))] += 1
+        seen[tuple(sorted((tuple(sorted(s)), int(n)) for s, n in zip(_sets(grown), grown.runs, strict=True)))] += 1
     for outcome, count in seen.items():
         sizes = [n for _, n in outcome]
         probability = math.factorial(3) / math.prod(math.factorial(n) for n in sizes)
@@ -100,7 +100,7 @@ def test_phase1_is_a_maximal_subset_of_its_seed(seed, k):
         grown = grow(table, run_seed)
         runs_per_row = np.bincount(grown.row, weights=grown.runs, minlength=len(table.distinct))
         assert runs_per_row.tolist() == table.weights.tolist()
-        for row, grown_set in zip(grown.row, _sets(grown)):
+        for row, grown_set in zip(grown.row, _sets(grown), strict=True):
             record = table.distinct[row]
             assert grown_set <= record
             assert not grown_set or table.support(grown_set) >= table.k
@@ -115,7 +115,7 @@ def test_supports_are_exact_when_partial_records_switch_to_row_lists():
     oracle = table.oracle(50)
     grown = grow(table, 5, oracle=oracle)
     supports = []
-    for row, grown_set in zip(grown.row, _sets(grown)):
+    for row, grown_set in zip(grown.row, _sets(grown), strict=True):
         supports.append(table.support(grown_set))
         assert supports[-1] >= table.k
         for a in table.distinct[row] - grown_set:

@@ -72,7 +72,8 @@ def cell_counts(frame: pd.DataFrame, headers: list[str]) -> Counter:
 
 def reportable_frame(spark, data, sensitive: pd.DataFrame, k: int, length: int):
     """k-anonymous aggregates counted with pandas group sizes, with the data's attribute ids."""
-    ids = {(c, v): int(i) for i, c, v in zip(data.attributes.attr_id, data.attributes.column, data.attributes.value)}
+    table = data.attributes
+    ids = {(c, v): int(i) for i, c, v in zip(table.attr_id, table.column, table.value, strict=True)}
     rows = []
     for size in range(1, length + 1):
         for columns in itertools.combinations(sensitive.columns, size):
@@ -80,7 +81,7 @@ def reportable_frame(spark, data, sensitive: pd.DataFrame, k: int, length: int):
             for values, count in present.groupby(list(columns)).size().items():
                 values = values if isinstance(values, tuple) else (values,)
                 if count >= k:
-                    attrs = sorted(ids[(c, v)] for c, v in zip(columns, values))
+                    attrs = sorted(ids[(c, v)] for c, v in zip(columns, values, strict=True))
                     rows.append((attrs, size, int(floor_k(count, k)), ""))
     return spark.createDataFrame(rows, "attrs array<int>, length int, protected_count long, selections string")
 
@@ -93,7 +94,7 @@ def synthesize(spark, data, reportable=None, length=None, **settings):
 def record_list(result) -> list[tuple]:
     """The synthetic records (sorted id tuples) in output order, copies expanded."""
     frame = result.records.orderBy("syn_start").toPandas()
-    return [tuple(a) for a, n in zip(frame["attrs"], frame["count"]) for _ in range(int(n))]
+    return [tuple(a) for a, n in zip(frame["attrs"], frame["count"], strict=True) for _ in range(int(n))]
 
 
 def assert_sorted_rows(frame: pd.DataFrame, headers: list[str]) -> None:
@@ -146,8 +147,8 @@ def test_row_seeded_long_form_matches_microdata(spark, german):
     result, frame = synthesize(spark, data, synthesis_mode="row_seeded", reporting_resolution=10, seed=1)
     long = S.long_form_rows(data, result.records).toPandas()
     headers = list(data.headers)
-    expected = [(i, h, v, f"{h}:{v}") for i, row in zip(frame["syn_id"], frame[headers].values.tolist())
-                for h, v in zip(headers, row) if v != ""]
+    expected = [(i, h, v, f"{h}:{v}") for i, row in zip(frame["syn_id"], frame[headers].values.tolist(), strict=True)
+                for h, v in zip(headers, row, strict=True) if v != ""]
     assert list(long.itertuples(index=False, name=None)) == expected
 
 
@@ -176,7 +177,7 @@ def test_aggregate_seeded_stays_inside_the_reportable_table(spark, request, name
     for record in records:
         for size in range(1, min(length, len(record)) + 1):
             assert all(c in keys for c in itertools.combinations(record, size))
-    singles = {a[0]: n for a, n in zip(table["attrs"], table["protected_count"]) if len(a) == 1}
+    singles = {a[0]: n for a, n in zip(table["attrs"], table["protected_count"], strict=True) if len(a) == 1}
     got = Counter(a for r in records for a in r)
     assert dict(got) == singles
     assert result.records_per_sensitive_record == pytest.approx(len(records) / data.n_records)
@@ -211,7 +212,7 @@ def test_row_seeded_suppresses_phase1_overshoot(spark):
     hashes = row_hashes(np.array([0, 2, 4]), np.array([0, 2, 1, 2]))
     group_ids = S._group_ids(1, hashes, np.zeros(2, np.int64))
     copies = sorted((int(copy_key(base, g, j)), int(g), j, record)
-                    for g, record, count in zip(group_ids, ({0, 2}, {2}), (23, 4)) for j in range(count))
+                    for g, record, count in zip(group_ids, ({0, 2}, {2}), (23, 4), strict=True) for j in range(count))
     excess = {0: 3, 2: 2}
     expected = []
     for *_, record in copies:

@@ -17,7 +17,8 @@ from ksynth_spark.dp.noise import NoiseSource
 from ksynth_spark.numerics import ceil_fraction, quantile_r8_at
 
 
-def histogram(data: Sequence[int], weights: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def histogram(data: Sequence[int] | np.ndarray,
+              weights: Sequence[int] | np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(values, counts)`` of a multiset of non-negative integers, values ascending.
 
     Args:
@@ -25,9 +26,10 @@ def histogram(data: Sequence[int], weights: Sequence[int] | None = None) -> tupl
         weights: Multiplicity of every value of ``data`` (default 1 each); values whose total
             multiplicity is 0 are left out.
     """
-    data = np.asarray(data, dtype=np.int64).reshape(-1)
-    weights = np.ones(data.size, np.int64) if weights is None else np.asarray(weights, dtype=np.int64).reshape(-1)
-    values, counts = reduce_counts(data, weights)
+    keys = np.asarray(data, dtype=np.int64).reshape(-1)
+    multiplicity = (np.ones(keys.size, np.int64) if weights is None
+                    else np.asarray(weights, dtype=np.int64).reshape(-1))
+    values, counts = reduce_counts(keys, multiplicity)
     present = counts > 0
     return values[present], counts[present]
 

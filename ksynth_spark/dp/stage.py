@@ -140,6 +140,7 @@ def _extract_length(spark: SparkSession, rows: DataFrame, data: EncodedData, run
         logger.info("DP length %d: %d candidates, allowed contribution 0, nothing selected",
                     length, candidates.shape[0])
         return
+    assert plan is not None  # Δ > 0 only once a plan was made
     clipped = _clipped_totals(spark, rows, replace(plan, allowed=allowed, clip_key=run.clip_key))
     sigma_l = budget.sigma[length - 1]
     noisy = noisy_counts(clipped, sigma_l, allowed, run.noise)

@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from io import BytesIO
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import numpy as np
@@ -36,6 +37,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, StrMethodFormatter
 
 from ksynth_spark.report.metrics import COUNT_PRESERVATION, LEAKED, MEAN_PROPORTIONAL_ERROR
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +54,7 @@ PNG_DPI = 110
 #: A count axis uses a log scale when its largest positive value exceeds this many times its smallest.
 LOG_SCALE_SPAN = 100
 
-_SAVE_RC = {
+_SAVE_RC: dict[RcKeyType, Any] = {
     "svg.fonttype": "none",  # keep text as <text>, not glyph paths
     "svg.hashsalt": "ksynth-spark",  # deterministic clip-path ids
 }

@@ -114,13 +114,14 @@ def stats_rows(comparison: ComparisonMetrics, target: Literal["synthetic", "publ
     return rows
 
 
-def _table_text(table: pd.DataFrame) -> str:
-    return tsv_text(table.columns, table.itertuples(index=False))
+def _table_text(table: pd.DataFrame, spreadsheet_safe: bool = False) -> str:
+    return tsv_text(table.columns, table.itertuples(index=False), spreadsheet_safe)
 
 
 # ---------------------------------------------------------------------------------- the stage's outputs
 def render_evaluation(result: EvaluationResult, facts: ReleaseFacts, *, prefix: str,
-                      sensitive_rare_by_length: pd.DataFrame | None = None) -> EvaluationReport:
+                      sensitive_rare_by_length: pd.DataFrame | None = None,
+                      spreadsheet_safe: bool = False) -> EvaluationReport:
     """Every small output of the evaluate stage, rendered.
 
     Args:
@@ -130,6 +131,7 @@ def render_evaluation(result: EvaluationResult, facts: ReleaseFacts, *, prefix: 
         prefix: The release's file-name prefix.
         sensitive_rare_by_length: The aggregate stage's rare-by-length table (for its chart,
             which goes to ``sensitive/``), or None.
+        spreadsheet_safe: Prefix cells a spreadsheet could read as a formula with ``'``.
 
     Returns:
         The :class:`EvaluationReport`; its ``texts`` hold the keys of :data:`TABLE_OUTPUTS`,
@@ -141,7 +143,7 @@ def render_evaluation(result: EvaluationResult, facts: ReleaseFacts, *, prefix: 
         "synthetic_leakage_by_length": _table_text(result.leakage_by_length),
         "preservation_by_length": _table_text(result.preservation_by_length),
         "preservation_by_count": _table_text(result.preservation_by_count),
-        "single_attribute_counts": _table_text(result.single_attribute_counts),
+        "single_attribute_counts": _table_text(result.single_attribute_counts, spreadsheet_safe),
         "stats_synthetic_data": tsv_text(STATS_HEADER, stats_rows(result.synthetic_vs_sensitive, "synthetic",
                                                                   headline)),
         "stats_aggregate_counts": tsv_text(STATS_HEADER, stats_rows(result.published_vs_sensitive, "published")),

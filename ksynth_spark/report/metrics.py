@@ -195,7 +195,7 @@ class EvaluationHeadline:
         """The headline of a stored record; None for a missing record or one of another version."""
         if not record or record.get("version") != RECORD_VERSION:
             return None
-        values = {}
+        values: dict[str, Any] = {}
         for item in dataclasses.fields(cls):
             value = record[item.name]
             values[item.name] = {int(k): v for k, v in value.items()} if isinstance(value, Mapping) else value

@@ -300,16 +300,16 @@ def _build_pages(
     for page, names in page_lists:
         items: list[dict[str, Any]] = []
         for name in names:
-            visual = visual_of.get(name)
-            if visual is None:
+            in_visual = visual_of.get(name)
+            if in_visual is None:
                 items.append({"type": "column", "column": position[name]})
-            elif visual not in placed_visuals:
-                placed_visuals.add(visual)
-                members = visuals[visual]
+            elif in_visual not in placed_visuals:
+                placed_visuals.add(in_visual)
+                members = visuals[in_visual]
                 items.append(
                     {
                         "type": "visual",
-                        "name": visual,
+                        "name": in_visual,
                         "columns": [position[m] for m in members],
                         "labels": _piece_labels(members),
                     }

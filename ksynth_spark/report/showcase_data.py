@@ -27,6 +27,7 @@ import itertools
 import logging
 import math
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -192,8 +193,8 @@ def records_from_frame(synthetic: pd.DataFrame) -> tuple[Vocabulary, DistinctRec
     cells = cells.reshape(len(synthetic), len(names))
     columns_values, codes = [], np.zeros(cells.shape, dtype=np.int64)
     for c in range(len(names)):
-        uniques, inverse = np.unique(cells[:, c].astype(str), return_inverse=True)
-        uniques = [str(u) for u in uniques]
+        unique_cells, inverse = np.unique(cells[:, c].astype(str), return_inverse=True)
+        uniques = [str(u) for u in unique_cells]
         if uniques and uniques[0] == "":  # np.unique sorts: the empty string comes first
             columns_values.append(tuple(uniques[1:]))
             codes[:, c] = inverse
@@ -237,7 +238,7 @@ def combinations_from_selections(reportable: pd.DataFrame, vocabulary: Vocabular
         if any(i is None for i in ids):
             dropped += 1
             continue
-        key = tuple(sorted(ids))
+        key = tuple(sorted(cast("list[int]", ids)))  # no None: checked above
         if seen.get(key, count) != count:
             raise ValueError(f"combination {selections!r} is reported twice with different counts "
                              f"({seen[key]} and {count})")
@@ -272,7 +273,7 @@ def parse_selections(selections: str) -> frozenset[tuple[str, str]]:
     return result
 
 
-def parse_count(count: object, selections: object) -> int:
+def parse_count(count: Any, selections: object) -> int:
     """A published count as a non-negative int.
 
     Raises:
@@ -303,7 +304,7 @@ def count_combinations(vocabulary: Vocabulary, records: DistinctRecords, max_len
             rows = np.flatnonzero(present[:, cols].all(axis=1))
             if len(rows) == 0:
                 continue
-            ids = records.codes[np.ix_(rows, cols)] - 1 + offsets[cols][None, :]  # ascending: offsets grow
+            ids = records.codes[np.ix_(rows, np.asarray(cols))] - 1 + offsets[cols][None, :]  # ascending: offsets grow
             keys = _row_keys(ids, base)
             unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
             ids_by.setdefault(length, []).append(ids[first])

@@ -114,6 +114,7 @@ def showcase_html(config: Config, data: EncodedData, inputs: ShowcaseInputs) -> 
     reportable = Combinations.from_csr(*_collect_csr(inputs.reportable, "protected_count"), page_of, length)
     stats = inputs.records.agg(F.count(F.lit(1)).alias("d"), F.max("count").alias("m"),
                                F.sum("count").alias("n")).first()
+    assert stats is not None  # a global aggregate has one row
     n_distinct, max_copies, n_synthetic = int(stats["d"]), int(stats["m"] or 0), int(stats["n"] or 0)
     choice = choose_embedding(vocabulary, reportable, synthetic, n_distinct, max_copies, inputs.embedding)
     records = _distinct_records(inputs.records, page_of, vocabulary) if choice.name == "records" else None

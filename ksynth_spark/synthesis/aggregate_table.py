@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
 from ksynth_spark.combinations import ComboCodec, csr_from_lists, records_by_size
+from ksynth_spark.jit import allocating_kernel, inline_kernel, kernel
 from ksynth_spark.numerics import decimal_fraction
-from ksynth_spark.randomness import INLINE, JIT, finalize
+from ksynth_spark.randomness import finalize
 
 
 class TableParts(NamedTuple):
@@ -53,10 +53,10 @@ class SubsetParts(NamedTuple):
     rows: np.ndarray
     sizes: np.ndarray
     ids: np.ndarray
-    count: np.ndarray
+    count: np.ndarray  # type: ignore[assignment]  # shadows tuple.count; the kernels read this field by name
 
 
-@njit(**INLINE)
+@inline_kernel
 def insertion_sort(x, start, end):
     """Sorts ``x[start:end]`` in place (short ranges)."""
     for i in range(start + 1, end):
@@ -67,7 +67,7 @@ def insertion_sort(x, start, end):
             j -= 1
         x[j + 1] = value
 
-@njit(**JIT)
+@kernel
 def _hash_words(words):
     h = np.uint64(0)
     for w in words:
@@ -75,7 +75,7 @@ def _hash_words(words):
     return h
 
 
-@njit(cache=True, nogil=True)
+@allocating_kernel
 def _build_slots(keys, n_slots):
     """Open-addressing slots ``(n_slots, n_words + 1)``: the packed key, then its row (-1 = empty)."""
     slots = np.zeros((n_slots, keys.shape[1] + 1), dtype=np.int64)
@@ -90,7 +90,7 @@ def _build_slots(keys, n_slots):
     return slots
 
 
-@njit(**JIT)
+@kernel
 def _unpack(keys, row, bits, per_word, out):
     """Ids of the packed combination ``keys[row]`` into ``out``; returns its length."""
     mask = (np.int64(1) << bits) - 1
@@ -119,7 +119,8 @@ class AggregateTable:
         keys: ``(rows, n_words)`` packed combinations; counts: int64 count per row.
     """
 
-    def __init__(self, offsets: np.ndarray, ids: np.ndarray, counts: Sequence[int], n_attrs: int, length: int):
+    def __init__(self, offsets: np.ndarray, ids: np.ndarray, counts: Sequence[int] | np.ndarray, n_attrs: int,
+                 length: int):
         """Builds the table from CSR combinations (``offsets``, ``ids``; any id order) and counts."""
         offsets = np.asarray(offsets, dtype=np.int64)
         n_rows = len(offsets) - 1
@@ -199,7 +200,7 @@ class AggregateTable:
         return copy
 
 
-@njit(**JIT)
+@kernel
 def _find(table, ids, n):
     """Row of the combination ``ids[:n]`` (sorted ascending) in the table, or -1."""
     slots, bits, per_word, length, query = table.slots, table.bits, table.per_word, table.length, table.query
@@ -224,7 +225,7 @@ def _find(table, ids, n):
     return -1
 
 
-@njit(**JIT)
+@kernel
 def _fill_lattice_edges(table, n_rows, edges, ids, rest):
     keys, bits, per_word = table.keys, table.bits, table.per_word
     e = 0
@@ -243,7 +244,7 @@ def _fill_lattice_edges(table, n_rows, edges, ids, rest):
     return e
 
 
-@njit(**INLINE)
+@inline_kernel
 def child_row(table, row, attr):
     """Row of ``combination(row) ∪ {attr}`` through the lattice arrays, or -1."""
     offsets, attrs, rows = table.child_offsets, table.child_attrs, table.child_rows
@@ -260,7 +261,7 @@ def child_row(table, row, attr):
     return -1
 
 
-@njit(**JIT)
+@kernel
 def merge_into(values, row, n_old, new, n_new):
     """Merges the ``n_new`` values ``new`` into the sorted ``values[row, :n_old]`` (sorts ``new`` first)."""
     insertion_sort(new, 0, n_new)
@@ -282,7 +283,7 @@ def new_subsets(n_subsets: int, length: int) -> SubsetParts:
                        np.zeros((n_subsets, max(1, length)), np.int64), np.zeros(1, np.int64))
 
 
-@njit(**JIT)
+@kernel
 def subsets_reset(subsets, root):
     """Makes the empty set the only tracked subset."""
     rows, sizes, count = subsets.rows, subsets.sizes, subsets.count
@@ -291,7 +292,7 @@ def subsets_reset(subsets, root):
     count[0] = 1
 
 
-@njit(**INLINE)
+@inline_kernel
 def extension_row(table, subsets, i, attr):
     """Row of ``s_i ∪ {attr}``: through the lattice, or by hash when ``s_i`` itself is absent."""
     rows, sizes, ids = subsets.rows, subsets.sizes, subsets.ids
@@ -305,7 +306,7 @@ def extension_row(table, subsets, i, attr):
     return _find(table, combo, size + 1)
 
 
-@njit(**JIT)
+@kernel
 def new_combinations(table, subsets, attr, max_size, out):
     """Rows of the combinations that adding ``attr`` to ``P`` creates: ``{attr} ∪ s`` for every
     tracked ``s ⊆ P`` (spec §4.3 "c not in D"); only for ``|s| < max_size`` (-1 for the others).
@@ -316,7 +317,7 @@ def new_combinations(table, subsets, attr, max_size, out):
     return count[0]
 
 
-@njit(**JIT)
+@kernel
 def push_subsets(table, subsets, attr, new_rows, n):
     """Tracks the new subsets ``{attr} ∪ s`` of size ``<= R_A - 1`` (rows from ``new_rows``)."""
     rows, sizes, ids, count = subsets.rows, subsets.sizes, subsets.ids, subsets.count
@@ -334,7 +335,7 @@ def push_subsets(table, subsets, attr, new_rows, n):
     count[0] = c
 
 
-@njit(**JIT)
+@kernel
 def accept(table, synthetic, ceiling, subsets, attr, rows):
     """Spec §4.3 accept(a): rejects when a new combination would exceed its ceiling (only if
     ``ceiling`` is not empty); on success counts ``G`` and tracks the new subsets."""

@@ -14,9 +14,8 @@ import logging
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
-from ksynth_spark.randomness import JIT
+from ksynth_spark.jit import kernel
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +73,7 @@ class SupportCache:
         return CacheParts(self.slot_keys, self.slot_entry, self.vectors, self.keys, self.links, self.meta)
 
 
-@njit(**JIT)
+@kernel
 def _slot_of(slot_keys, slot_entry, key0, key1):
     """Open-addressing position of a key (the key's slot, or the empty slot ending its probe)."""
     mask = slot_entry.size - 1
@@ -84,7 +83,7 @@ def _slot_of(slot_keys, slot_entry, key0, key1):
     return s
 
 
-@njit(**JIT)
+@kernel
 def _slot_delete(slot_keys, slot_entry, s):
     """Removes slot ``s`` (backward-shift deletion keeps every probe sequence intact)."""
     mask = slot_entry.size - 1
@@ -102,7 +101,7 @@ def _slot_delete(slot_keys, slot_entry, s):
     slot_entry[hole] = -1
 
 
-@njit(**JIT)
+@kernel
 def _lru_unlink(links, meta, entry):
     prev, nxt = links[entry, 0], links[entry, 1]
     if prev >= 0:
@@ -115,7 +114,7 @@ def _lru_unlink(links, meta, entry):
         meta[1] = prev
 
 
-@njit(**JIT)
+@kernel
 def _lru_push_front(links, meta, entry):
     links[entry, 0] = -1
     links[entry, 1] = meta[0]
@@ -126,7 +125,7 @@ def _lru_push_front(links, meta, entry):
         meta[1] = entry
 
 
-@njit(**JIT)
+@kernel
 def cache_entry(cache, key0, key1):
     """Entry of a partial record's vector (on a miss: a fresh all -1 one, evicting the LRU entry)."""
     slot_keys, slot_entry, vectors, keys, links, meta = (cache.slot_keys, cache.slot_entry, cache.vectors, cache.keys,

@@ -23,10 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
+from ksynth_spark.jit import inline_kernel, kernel
 from ksynth_spark.numerics import quantile_r8_row, round_half_away_scalar
-from ksynth_spark.randomness import INLINE, JIT, RandomStream, draw
+from ksynth_spark.randomness import RandomStream, draw
 from ksynth_spark.synthesis.aggregate_table import (
     AggregateTable,
     accept,
@@ -44,19 +44,19 @@ from ksynth_spark.synthesis.paths import SupportOracle, emit_path, path_push, pa
 
 
 # ======================================================================================= consolidation
-@njit(**JIT)
+@kernel
 def _open_ids(quota, open_ids):
     for a in range(quota.size):
         open_ids[a] = quota[a] > 0
 
 
-@njit(**JIT)
+@kernel
 def _close_column(open_ids, member_offsets, member_ids, column):
     for i in range(member_offsets[column], member_offsets[column + 1]):
         open_ids[member_ids[i]] = False
 
 
-@njit(**JIT)
+@kernel
 def _any_positive(values):
     for v in values:
         if v > 0:
@@ -64,7 +64,7 @@ def _any_positive(values):
     return False
 
 
-@njit(**JIT)
+@kernel
 def _gather_open(open_ids, candidates):
     n = 0
     for a in range(open_ids.size):
@@ -74,7 +74,7 @@ def _gather_open(open_ids, candidates):
     return n
 
 
-@njit(**JIT)
+@kernel
 def _seed_record(index, cache, path, table, subsets, synthetic, ceiling, tries, quota, columns, member_offsets,
                  member_ids, state, scratch):
     """One Consolidate record with SeedSampler (spec §4.0), with the oversampling control of
@@ -115,7 +115,7 @@ def _seed_record(index, cache, path, table, subsets, synthetic, ceiling, tries, 
         quota[attr] -= 1
 
 
-@njit(**INLINE)
+@inline_kernel
 def _weight_of(counts, synthetic, row):
     """``weight(c)`` of a table row: ``A[c]`` (or ``A[c] - G[c]`` with synthetic counts), 0 = undefined."""
     if row < 0:
@@ -126,7 +126,7 @@ def _weight_of(counts, synthetic, row):
     return value if value > 0 else 0
 
 
-@njit(**JIT)
+@kernel
 def _candidate_values(table, synthetic, subsets, first, whole, open_ids, work, buffer):
     """Adds ``weight({a} ∪ s)`` for the subsets ``s`` tracked from entry ``first`` on to the
     sorted weight list of every open candidate ``a``; an undefined one breaks ``a``. When
@@ -154,7 +154,7 @@ def _candidate_values(table, synthetic, subsets, first, whole, open_ids, work, b
             n_values[a] += n
 
 
-@njit(**JIT)
+@kernel
 def _aggregate_record(table, subsets, synthetic, p, quota, columns, member_offsets, member_ids, state, scratch,
                       work, record):
     """One Consolidate record with the spec §4.4 sampler (weights from the table only).
@@ -206,7 +206,7 @@ def _aggregate_record(table, subsets, synthetic, p, quota, columns, member_offse
     return size
 
 
-@njit(**JIT)
+@kernel
 def _can_start(table, synthetic, ceiling, quota):
     """Whether some attribute with quota left could be accepted as a first attribute."""
     root = table.counts.size
@@ -218,7 +218,7 @@ def _can_start(table, synthetic, ceiling, quota):
     return False
 
 
-@njit(**JIT)
+@kernel
 def _consolidate_chunk(kind, index, cache, path, table, subsets, synthetic, ceiling, p, tries, quota, initial,
                        target, built, columns, member_offsets, member_ids, state, scratch, work, record,
                        out_offsets, out_ids):

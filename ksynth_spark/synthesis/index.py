@@ -30,9 +30,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
-from ksynth_spark.randomness import INLINE, JIT, PHASE_ZOBRIST, uniform_keys
+from ksynth_spark.jit import inline_kernel, kernel
+from ksynth_spark.randomness import PHASE_ZOBRIST, uniform_keys
 
 _ONE = np.uint64(1)
 _M1 = np.uint64(0x5555555555555555)
@@ -78,7 +78,7 @@ class IndexParts(NamedTuple):
     plane_words: np.ndarray
 
 
-@njit(**INLINE)
+@inline_kernel
 def popcount(x):
     """Set bits of a uint64 (the compiler turns this into ``popcnt``)."""
     x = x - ((x >> _ONE) & _M1)
@@ -87,13 +87,13 @@ def popcount(x):
     return np.int64((x * _H01) >> np.uint64(56))
 
 
-@njit(**INLINE)
+@inline_kernel
 def has_bit(bits, attr, row):
     """1 if distinct row ``row`` holds id ``attr``, else 0 (int64)."""
     return np.int64((bits[attr, row >> 6] >> np.uint64(row & 63)) & _ONE)
 
 
-@njit(**JIT)
+@kernel
 def weighted_and(index, attr, words, depth):
     """Weighted size of ``bits[attr] & words[depth]``: the records of those distinct rows."""
     bits, planes, plane_words = index.bits, index.planes, index.plane_words
@@ -106,7 +106,7 @@ def weighted_and(index, attr, words, depth):
     return total
 
 
-@njit(**JIT)
+@kernel
 def weighted_rows(index, attr, rows, depth, n):
     """Weighted size of ``{e in rows[depth, :n] : attr in e}``."""
     bits, weights = index.bits, index.weights

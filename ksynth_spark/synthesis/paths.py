@@ -21,9 +21,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
-from ksynth_spark.randomness import JIT
+from ksynth_spark.jit import kernel
 from ksynth_spark.synthesis.cache import SupportCache, cache_entry
 from ksynth_spark.synthesis.index import DistinctIndex, has_bit, popcount, weighted_and, weighted_rows
 
@@ -64,7 +63,7 @@ def new_path(index: DistinctIndex) -> PathParts:
                      np.zeros((depth, cap), np.int64), np.full(depth, -1, np.int64), np.zeros(depth, np.int64))
 
 
-@njit(**JIT)
+@kernel
 def path_reset(path, index):
     """Makes ``P`` the empty record (whose Rows is every distinct row)."""
     for w in range(path.words.shape[1]):
@@ -77,7 +76,7 @@ def path_reset(path, index):
     path.state[1] = 0
 
 
-@njit(**JIT)
+@kernel
 def path_truncate(path, depth):
     """Pops ``P`` back to its first ``depth`` ids."""
     path.state[0] = depth
@@ -85,7 +84,7 @@ def path_truncate(path, depth):
         path.state[1] = depth
 
 
-@njit(**JIT)
+@kernel
 def path_push(path, zobrist, attr, support):
     """Extends ``P`` by ``attr``; ``support`` is ``support(P ∪ {attr})`` (or an upper bound)."""
     depth = path.state[0] + 1
@@ -98,7 +97,7 @@ def path_push(path, zobrist, attr, support):
         path.state[1] = depth - 1
 
 
-@njit(**JIT)
+@kernel
 def path_rows(path, bits):
     """Makes the current depth hold ``Rows(P)`` (computed lazily along the path): the parent's
     row list filtered by the new id, or the AND of bitsets, turned into a list once small."""
@@ -135,7 +134,7 @@ def path_rows(path, bits):
         state[1] = d
 
 
-@njit(**JIT)
+@kernel
 def _support_of(index, path, attr, depth):
     """``support(P ∪ {attr})`` from the known Rows of depth ``depth``."""
     if path.n_rows[depth] >= 0:
@@ -143,7 +142,7 @@ def _support_of(index, path, attr, depth):
     return weighted_and(index, attr, path.words, depth)
 
 
-@njit(**JIT)
+@kernel
 def supports(index, cache, path, candidates, n, out):
     """``out[i] = support(P ∪ {candidates[i]})`` for the current partial record ``P``."""
     depth = path.state[0]
@@ -166,7 +165,7 @@ def supports(index, cache, path, candidates, n, out):
         out[i] = vectors[entry, attr]
 
 
-@njit(**JIT)
+@kernel
 def emit_path(path, n_attrs, out_offsets, out_ids, j):
     """Writes the real attributes of the path (ids below ``n_attrs``), ascending, as CSR record ``j``."""
     start = out_offsets[j]

@@ -27,9 +27,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
-from ksynth_spark.randomness import JIT, PHASE_ROW_SEEDED, split_runs, stream_base, stream_state
+from ksynth_spark.jit import kernel
+from ksynth_spark.randomness import PHASE_ROW_SEEDED, split_runs, stream_base, stream_state
 from ksynth_spark.synthesis.paths import SupportOracle, path_push, path_reset, path_truncate, supports
 
 #: Positions of the sequence key (sets of wider rows are ordered by their first 62 positions,
@@ -107,7 +107,7 @@ def new_output(capacity: int, n_columns: int) -> GrownSets:
                      np.zeros(capacity, np.int64), np.zeros(capacity, np.int64), np.zeros(capacity, np.int64))
 
 
-@njit(**JIT)
+@kernel
 def _before(level, sequence, a, b):
     """Canonical order of two sets of a level: sequence key descending, then hash."""
     if sequence[a] != sequence[b]:
@@ -117,7 +117,7 @@ def _before(level, sequence, a, b):
     return level.keys[a, 1] < level.keys[b, 1]
 
 
-@njit(**JIT)
+@kernel
 def _sort_level(level, count, n, ws):
     """Fills ``ws.order`` with the sets of ``level`` in canonical order (shell sort)."""
     order, sequence = ws.order, ws.sequence
@@ -140,7 +140,7 @@ def _sort_level(level, count, n, ws):
         gap //= 2
 
 
-@njit(**JIT)
+@kernel
 def _walk_to(index, path, level, s, n, ws):
     """Points the path at set ``s``, keeping the prefix it shares with the previous set."""
     depth = 0
@@ -155,7 +155,7 @@ def _walk_to(index, path, level, s, n, ws):
     path.node_support[depth] = level.support[s]
 
 
-@njit(**JIT)
+@kernel
 def _emit(level, s, n, ws, out, n_out, row, leaf):
     size = 0
     for p in range(n):
@@ -168,7 +168,7 @@ def _emit(level, s, n, ws, out, n_out, row, leaf):
     out.leaf[n_out] = leaf
 
 
-@njit(**JIT)
+@kernel
 def _add_child(ws, level, s, p, attr, runs, support, zobrist, n, count):
     """Adds ``runs`` runs to the set ``P_s ∪ {attr}`` of the next level; returns the new count
     of sets there, or -1 when the level is full."""
@@ -195,7 +195,7 @@ def _add_child(ws, level, s, p, attr, runs, support, zobrist, n, count):
     return count
 
 
-@njit(**JIT)
+@kernel
 def _grow_row(index, cache, path, ids, start, end, copies, state, ws, out, n_out, row):
     """All runs of one distinct row. Returns the new number of output sets, -1 when the
     output is full, -2 when a level outgrows the scratch."""
@@ -272,7 +272,7 @@ def _grow_row(index, cache, path, ids, start, end, copies, state, ws, out, n_out
     return n_out
 
 
-@njit(**JIT)
+@kernel
 def _grow_batch(index, cache, path, base, first, hashes, offsets, ids, copies, state, ws, out, status):
     """Rows ``first..`` of a batch; stops early when a buffer is full (``status``: ``[rows done,
     sets written, reason]`` with reason 0 = finished, -1 = output full, -2 = scratch too small)."""

@@ -28,10 +28,11 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
@@ -69,6 +70,9 @@ from ksynth_spark.synthesis.suppression import (
     smallest_occurrences,
 )
 from ksynth_spark.synthesis.unseeded import unseeded_records
+
+if TYPE_CHECKING:
+    from pyspark import Broadcast
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +120,7 @@ _WORKER: dict = {}
 class _Shared:
     """What executors read: the broadcast index and a token naming it in the workers."""
 
-    index: object
+    index: Broadcast[DistinctIndex]
     token: str
     cache_size: int
 
@@ -133,7 +137,7 @@ def _worker_oracle(shared: _Shared) -> SupportOracle:
 class _Run:
     """One synthesis: its inputs, statistics and the intermediates to release at the end."""
 
-    spark: object
+    spark: SparkSession
     data: EncodedData
     config: Config
     stats: dict = field(default_factory=dict)
@@ -141,7 +145,9 @@ class _Run:
 
     @property
     def seed(self) -> int:
-        return int(self.config.seed)
+        seed = self.config.seed
+        assert seed is not None  # Config always sets it (drawing one when none is configured)
+        return int(seed)
 
     @property
     def space(self) -> AttributeSpace:
@@ -314,6 +320,7 @@ def _consolidation_tasks(run: _Run, shared: _Shared | None, quota: np.ndarray, p
     def build(batch: pa.RecordBatch, context) -> pa.RecordBatch:
         oracle, shipped = context
         outputs = []
+        sampler: AggregateSampler | SeedSampler
         for task in numbers(batch, "id"):
             if table is not None and shared is None:
                 sampler = AggregateSampler(shipped["table"], **options)
@@ -340,7 +347,9 @@ def _consolidation_tasks(run: _Run, shared: _Shared | None, quota: np.ndarray, p
 
         tasks = run.spark.range(0, n_tasks, numPartitions=max(1, n_tasks))
         groups = run.persist(map_batches(tasks, GROUPS_SCHEMA, build, setup=setup))
-        n_records = groups.agg(F.sum("count")).first()[0] or 0
+        totals = groups.agg(F.sum("count")).first()
+        assert totals is not None  # a global aggregate has one row
+        n_records = totals[0] or 0
     run.stats.setdefault("consolidated_records", 0)
     run.stats["consolidated_records"] += int(n_records)
     logger.info("%s: %d records in %.1f s", label, n_records, time.monotonic() - started)
@@ -353,6 +362,7 @@ def _value_seeded(run: _Run, shared: _Shared, control: AggregateTable | None) ->
     quota = seeded_quotas(data.attribute_counts, config.k)
     options = {}
     if control is not None:
+        assert config.oversampling_ratio is not None  # the control table is only built with a ratio
         options["ceilings"] = np.floor(control.counts * (1.0 + float(config.oversampling_ratio))).astype(np.int64)
     groups = _consolidation_tasks(run, shared, quota, PHASE_VALUE_SEEDED, "value_seeded", table=control,
                                   options=options)

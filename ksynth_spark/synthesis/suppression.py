@@ -21,9 +21,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
-from ksynth_spark.randomness import JIT, PHASE_SUPPRESS, finalize, stream_base, stream_state
+from ksynth_spark.jit import kernel
+from ksynth_spark.randomness import PHASE_SUPPRESS, finalize, stream_base, stream_state
 
 
 class Occurrences(NamedTuple):
@@ -36,13 +36,13 @@ class Occurrences(NamedTuple):
     copy: np.ndarray
 
 
-@njit(**JIT)
+@kernel
 def copy_key(base, group, copy):
     """Random key of copy ``copy`` of group ``group`` (uint64)."""
     return finalize(stream_state(base, group) ^ finalize(np.uint64(copy) + np.uint64(0x9E3779B97F4A7C15)))
 
 
-@njit(**JIT)
+@kernel
 def _before(key_a, group_a, copy_a, key_b, group_b, copy_b):
     if key_a != key_b:
         return key_a < key_b
@@ -51,7 +51,7 @@ def _before(key_a, group_a, copy_a, key_b, group_b, copy_b):
     return copy_a < copy_b
 
 
-@njit(**JIT)
+@kernel
 def _smallest_copies(base, group, count, m, heap_keys, heap_copies):
     """The ``m`` copies of a group with the smallest keys, ascending (written to the heap
     buffers; returns how many)."""
@@ -74,7 +74,7 @@ def _smallest_copies(base, group, count, m, heap_keys, heap_copies):
     return size
 
 
-@njit(**JIT)
+@kernel
 def _candidates(base, groups, counts, offsets, ids, excess, out_attr, out_key, out_group, out_copy, heap_keys,
                 heap_copies):
     n = 0
@@ -156,7 +156,7 @@ class SuppressionThresholds(NamedTuple):
         return cls(active, key, group, copy)
 
 
-@njit(**JIT)
+@kernel
 def _apply(base, thresholds, groups, counts, offsets, ids, out_offsets, out_ids, out_counts, keep):
     """Writes the surviving groups: each input group minus its affected copies, then every
     affected copy with its remaining attributes (if any). Returns the number of output groups."""
@@ -198,7 +198,8 @@ def _apply(base, thresholds, groups, counts, offsets, ids, out_offsets, out_ids,
 
 
 def apply_suppression(seed: int, thresholds: SuppressionThresholds, groups: np.ndarray, counts: np.ndarray,
-                      offsets: np.ndarray, ids: np.ndarray, max_affected: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                      offsets: np.ndarray, ids: np.ndarray,
+                      max_affected: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Removes every occurrence at or below its attribute's threshold; drops emptied copies.
 
     Args:

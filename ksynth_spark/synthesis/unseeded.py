@@ -11,13 +11,13 @@ the stream ``(seed, PHASE_UNSEEDED, t)``, so it is the same whichever task build
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-from ksynth_spark.randomness import JIT, PHASE_UNSEEDED, draw, permutation, stream_base, stream_state
+from ksynth_spark.jit import kernel
+from ksynth_spark.randomness import PHASE_UNSEEDED, draw, permutation, stream_base, stream_state
 from ksynth_spark.synthesis.paths import SupportOracle, emit_path, path_push, path_reset, supports
 
 
-@njit(**JIT)
+@kernel
 def _one_record(index, cache, path, member_offsets, member_ids, n_attrs, state, order, candidates, weights):
     k = index.k
     n_columns = member_offsets.size - 1
@@ -39,7 +39,7 @@ def _one_record(index, cache, path, member_offsets, member_ids, n_attrs, state, 
             path_push(path, index.zobrist, candidates[chosen], weights[chosen])
 
 
-@njit(**JIT)
+@kernel
 def _batch(index, cache, path, base, member_offsets, member_ids, n_attrs, numbers, out_offsets, out_ids, state,
            order, candidates, weights):
     out_offsets[0] = 0
