@@ -6,8 +6,9 @@ repository), then runs the pipeline — by default every stage: aggregate, gener
 check, evaluate, showcase — with ``table_format: parquet`` into a temporary output directory
 (deleted afterwards), in one Spark session per size. It prints, per size and mode, the wall time
 of every stage (from the pipeline's stage log lines; Spark start-up excluded), the whole run's
-wall time, the generate time per input record, and the peak memory of the whole process tree
-(Python driver + JVM + Python workers; :class:`benchmarks.memory.PeakMemory`).
+wall time, the generate time per input record, the size of the showcase page, and the peak
+memory of the whole process tree (Python driver + JVM + Python workers;
+:class:`benchmarks.memory.PeakMemory`).
 
 Usage::
 
@@ -114,6 +115,8 @@ def main() -> None:
                     started = time.monotonic()
                     run = run_stages(spark, config, stages)
                     seconds = time.monotonic() - started
+                page = os.path.join(output, "release", "scale_showcase.html")
+                page_mb = os.path.getsize(page) / 1e6 if os.path.exists(page) else None
             finally:
                 shutil.rmtree(output, ignore_errors=True)
             for stage, value in times.seconds.items():
@@ -123,6 +126,8 @@ def main() -> None:
                 generate = times.seconds.get("generate", 0.0)
                 details = (f"{run.synthesis.n_records:,} synthetic records ({run.synthesis.n_distinct:,} distinct); "
                            f"generate {generate / rows * 1e6:.2f} µs per input record")
+            if page_mb is not None:
+                details += f"; showcase page {page_mb:.2f} MB"
             data = run.data
             if data is not None:
                 details = f"{data.n_rows:,} distinct rows; " + details

@@ -194,7 +194,7 @@ class Config:
                  "must start with a letter or digit and hold only letters, digits, '.', '_' and '-' "
                  "(it becomes part of every file and table name)")
         _require(self.empty_value == "", "empty_value",
-                 "only the empty string is supported (the row order of spec §4.0 depends on it)")
+                 "only the empty string is supported (the order of the synthetic rows depends on it)")
         _require(not (set(self.multi_value_columns) & {self.subject_id}), "multi_value_columns",
                  "the subject_id column cannot also be a multi-value column")
         for column, delimiter in self.multi_value_columns.items():

@@ -412,7 +412,7 @@ def leftover_quotas(counts: np.ndarray, used: np.ndarray, k: int) -> np.ndarray:
 
 
 #: Quota units per consolidation task (a fixed, logical split: never the number of cores).
-UNITS_PER_TASK = 1_000_000
+UNITS_PER_TASK = 250_000
 #: Most consolidation tasks of one release.
 MAX_TASKS = 256
 

@@ -533,6 +533,32 @@ def _copies(batch: pa.RecordBatch):
         yield record, starts[record] + flat - (ends[record] - counts[record])
 
 
+#: Copies of synthetic records per partition of the expanded outputs, and the most copies of
+#: one distinct record expanded as one unit (larger counts are cut into chunks).
+_COPIES_PER_PARTITION = 500_000
+_COPIES_PER_CHUNK = 100_000
+
+
+def _in_syn_order(records: DataFrame) -> DataFrame:
+    """The numbered records to expand, in ``syn_start`` order over partitions of about
+    :data:`_COPIES_PER_PARTITION` copies each (an explicit range partitioning, so adaptive query
+    execution cannot merge them into a few huge tasks); a record with many copies is cut into
+    chunks first, so that no task expands more than its share. Collected to the driver: the
+    total number of copies (one number)."""
+    row = records.agg(F.sum("count").alias("n")).first()
+    assert row is not None  # a global aggregate has one row
+    total = int(row["n"] or 0)
+    chunk = _COPIES_PER_CHUNK
+    pieces = records.select("syn_start", "count", "attrs",
+                            F.explode(F.sequence(F.lit(0), F.floor((F.col("count") - 1) / chunk).cast("long")))
+                            .alias("piece"))
+    chunks = pieces.select((F.col("syn_start") + F.col("piece") * chunk).alias("syn_start"),
+                           F.least(F.lit(chunk).cast("long"), F.col("count") - F.col("piece") * chunk).alias("count"),
+                           "attrs")
+    partitions = max(1, -(-total // _COPIES_PER_PARTITION))
+    return chunks.repartitionByRange(partitions, "syn_start").sortWithinPartitions("syn_start")
+
+
 def _lookup(values: list[str]) -> pa.Array:
     """Arrow strings with ``""`` at position 0 and ``values[i]`` at ``i + 1`` (for ``take``)."""
     return pa.array([""] + list(values), pa.string())
@@ -561,7 +587,7 @@ def microdata_rows(data: EncodedData, records: DataFrame, headers: list[str]) ->
             yield record_batch(**columns)
 
     schema = "syn_id long" + "".join(f", c{c} string" for c in range(len(wanted)))
-    rendered = map_batches(records.orderBy("syn_start"), schema, render)
+    rendered = map_batches(_in_syn_order(records), schema, render)
     return rendered.select("syn_id", *[F.col(f"c{c}").alias(h) for c, h in enumerate(headers)])
 
 
@@ -587,5 +613,5 @@ def long_form_rows(data: EncodedData, records: DataFrame) -> DataFrame:
             yield record_batch(Id=np.repeat(syn_id, per), Attribute=names.take(taken), Value=values.take(taken),
                                AttributeValue=labels.take(taken))
 
-    return map_batches(records.orderBy("syn_start"), "Id long, Attribute string, Value string, AttributeValue string",
+    return map_batches(_in_syn_order(records), "Id long, Attribute string, Value string, AttributeValue string",
                        render)
