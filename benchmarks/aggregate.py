@@ -68,7 +68,7 @@ def main() -> None:
             release = run_stages(spark, config, ("aggregate",))
             seconds = time.monotonic() - started
         release.aggregates.sensitive.unpersist()
-        release.data.records.unpersist()
+        release.data.rows.unpersist()
         print(f"whole aggregate stage, adult L=4, first job of the session (load + counting + every TSV and "
               f"table written): {seconds:.1f} s, peak {memory.peak_gb:.2f} GB", flush=True)
     print(f"{'dataset':<11} {'L':>2} {'load s':>7} {'aggregate s':>12} {'combinations':>13} {'peak GB':>8}")
@@ -85,7 +85,7 @@ def main() -> None:
         print(f"{name:<11} {length:>2} {loaded - started:>7.1f} {finished - loaded:>12.1f} {combos:>13,} "
               f"{memory.peak_gb:>8.2f}", flush=True)
         result.sensitive.unpersist()
-        data.records.unpersist()
+        data.rows.unpersist()
     spark.stop()
     if not args.skip_yardstick:
         with PeakMemory() as memory:

@@ -425,12 +425,14 @@ def ordered_for_file(df: DataFrame, count_column: str, record_count: int) -> Dat
     """Rows of an aggregates TSV (spec §6.2): ``record_count`` first, then length ascending,
     count descending, selections ascending.
 
-    The rows are sorted in one partition (the file is written by one task anyway), which
-    saves the sampling job of a global sort."""
+    A global sort (range-partitioned, in parallel): the file is written partition by partition
+    and the parts are concatenated in order (:func:`ksynth_spark.io.write_tsv`), so a table of
+    10^8 combinations is never sorted or written by one task. ``selections`` is unique, so the
+    order is total and the file the same for any partitioning."""
     # Built from literals, not from a Python list: a list would need a Python worker to decode it.
     head = df.sparkSession.range(1).select(F.lit("record_count").alias("selections"),
                                            F.lit(int(record_count)).cast("long").alias(count_column),
                                            F.lit(0).alias("length"))
     body = df.select("selections", F.col(count_column).cast("long"), "length")
-    ordered = head.unionByName(body).repartition(1).sortWithinPartitions("length", F.desc(count_column), "selections")
+    ordered = head.unionByName(body).orderBy("length", F.desc(count_column), "selections")
     return ordered.select("selections", count_column)

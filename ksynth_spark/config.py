@@ -111,6 +111,7 @@ class Config:
     prefix: str = "my"
     empty_value: str = ""
     spreadsheet_safe: bool = False
+    synthetic_long_form: Literal["auto", "always", "never"] = "auto"
     seed: int | None = None
     table_format: Literal["delta", "parquet"] = "delta"
     output_catalog: str | None = None

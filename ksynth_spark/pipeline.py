@@ -302,6 +302,18 @@ def released_headers(run: Run) -> list[str]:
     return [h for i, h in enumerate(data.headers) if h not in data.multi_value or i in used_columns]
 
 
+#: ``synthetic_long_form: auto`` writes the long-form TSV up to this many synthetic records
+#: (about 10^7 lines); beyond, a TSV of that size serves no BI tool and costs more than the rest.
+LONG_FORM_AUTO_MAX_RECORDS = 2_000_000
+
+
+def writes_long_form(config: Config, n_records: int) -> bool:
+    """Whether the generate stage writes ``P_synthetic_microdata_long.tsv`` for this release."""
+    if config.synthetic_long_form == "auto":
+        return n_records <= LONG_FORM_AUTO_MAX_RECORDS
+    return config.synthetic_long_form == "always"
+
+
 def stage_generate(run: Run) -> None:
     """Synthetic microdata (wide TSV, long form, tables) in ``release/``, after the independent
     k-synthetic check of :mod:`ksynth_spark.verify` (k-anonymous modes)."""
@@ -321,12 +333,18 @@ def stage_generate(run: Run) -> None:
         headers = released_headers(run)
         wide = microdata_rows(data, result.records, headers).persist(StorageLevel.MEMORY_AND_DISK)
         columns = [F.col(f"`{h}`") for h in headers]
-        io.run_concurrently([
+        writes = [
             lambda: run.write_tsv("synthetic_microdata", wide.select(*columns)),
-            lambda: run.write_tsv("synthetic_microdata_long", long_form_rows(data, result.records)),
             lambda: run.write_table("synthetic_microdata", wide),
             lambda: run.write_table("synthetic_records", result.records),
-        ])
+        ]
+        if writes_long_form(config, result.n_records):
+            writes.append(lambda: run.write_tsv("synthetic_microdata_long", long_form_rows(data, result.records)))
+        else:
+            logger.info("generate: the long-form TSV is not written for %d synthetic records (more than %d, "
+                        "synthetic_long_form: auto); the synthetic_microdata table holds the same data. Set "
+                        "synthetic_long_form: always to write it.", result.n_records, LONG_FORM_AUTO_MAX_RECORDS)
+        io.run_concurrently(writes)
         wide.unpersist()
 
 

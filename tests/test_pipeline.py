@@ -51,3 +51,16 @@ def test_stages_run_alone_keep_the_release_and_do_not_reload_the_sensitive_table
     assert page_after["evaluation"] is not None and page_before["evaluation"] is not None
     assert (out / "release" / "gc_synthetic_microdata.tsv").read_bytes() == microdata
     assert not [p.name for p in out.iterdir() if p.name.startswith(".staging")]
+
+
+def test_the_long_form_tsv_is_written_by_the_configured_policy():
+    from dataclasses import replace
+
+    from ksynth_spark.config import Config
+    from ksynth_spark.pipeline import LONG_FORM_AUTO_MAX_RECORDS, writes_long_form
+
+    auto = Config(sensitive_microdata_path="x.csv", seed=1)
+    assert writes_long_form(auto, LONG_FORM_AUTO_MAX_RECORDS)
+    assert not writes_long_form(auto, LONG_FORM_AUTO_MAX_RECORDS + 1)
+    assert writes_long_form(replace(auto, synthetic_long_form="always"), 10**9)
+    assert not writes_long_form(replace(auto, synthetic_long_form="never"), 10)
