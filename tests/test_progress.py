@@ -1,6 +1,7 @@
 """Progress lines of long stages (ksynth_spark.progress): rate and ETA arithmetic without Spark,
 then one slow Spark job run under the stage timer the pipeline uses."""
 
+import itertools
 import logging
 import re
 import time
@@ -83,7 +84,7 @@ def test_a_slow_spark_stage_logs_progress_at_least_every_10_s_with_an_honest_eta
     lines = [r for r in records if r.name == "ksynth_spark.progress"]
     assert lines, [r.getMessage() for r in records]
     stamps = [started] + [r.created for r in lines] + [ended]
-    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=True)]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
     assert max(gaps) <= 10.0, (gaps, [r.getMessage() for r in lines])
     assert all(r.getMessage().startswith("[slow] ") and "/32 Spark tasks done" in r.getMessage() for r in lines)
     checked = 0
