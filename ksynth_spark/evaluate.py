@@ -154,6 +154,11 @@ def comparison_sums(joined: DataFrame, k: int) -> pd.DataFrame:
     def n(condition):
         return F.sum(condition.cast("long"))
 
+    def _exact_sum(ratio):
+        # Ratios summed as fixed-point decimals: the sum is exact, so the same whatever the
+        # partitioning (double sums depend on the order of addition in their last digits).
+        return F.sum(ratio.cast("decimal(38,18)")).cast("double")
+
     grouped = joined.groupBy("length", z0.alias("z")).agg(
         n(in_x).alias("n_x"),
         n(in_z).alias("n_z"),
@@ -163,12 +168,14 @@ def comparison_sums(joined: DataFrame, k: int) -> pd.DataFrame:
         F.sum(F.when(in_x & in_z, F.abs(z0 - x0)).otherwise(0.0)).alias("abs_error"),
         F.sum(x0).alias("sum_x"),
         n(omega).alias("n_omega"),
-        F.sum(F.when(omega, pres).otherwise(0.0)).alias("sum_pres"),
-        F.sum(F.when(omega, pe).otherwise(0.0)).alias("sum_pe"),
+        _exact_sum(F.when(omega, pres).otherwise(0.0)).alias("sum_pres"),
+        _exact_sum(F.when(omega, pe).otherwise(0.0)).alias("sum_pe"),
         n(in_x & (x0 < k) & in_z & (z0 < k)).alias("n_leak"),
         n(in_z & (x0 < k)).alias("n_unsupported"),
     )
+    # Sorted, so that the per-length sums below add the rows in one order for any partitioning.
     table: pd.DataFrame = grouped.toPandas()
+    table = table.sort_values(["length", "z"]).reset_index(drop=True)
     if table.empty:
         table = pd.DataFrame(columns=["length", "z"] + _SUM_COLUMNS)
     return table.astype({c: float for c in ["abs_error", "sum_x", "sum_pres", "sum_pe"]}).astype(

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING
 
+import numpy as np
+import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
@@ -37,9 +38,6 @@ from ksynth_spark.inputs import (
     undecodable_input_error,
 )
 from ksynth_spark.model import EncodedData, MultiValueSource, attribute_table
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -187,19 +185,53 @@ def _lookup_in(lookup):
     return piece_to_id
 
 
-def _attribute_ids(attributes, columns: list[Column], multi_value: dict[str, MultiValueSource]) -> list:
-    """One ``array<int>`` expression per used column: the attribute ids of a parsed row's cells.
+#: A column with more distinct values than this is encoded by a broadcast join with its
+#: dictionary instead of a literal map in the query plan (a plan holding a map of 100,000
+#: literals took minutes to analyse; a join of that size takes a second).
+_LITERAL_MAP_MAX = 1_000
 
-    Each column's value→id dictionary (small: distinct values only) is a literal map in the
-    query plan, so encoding is a single narrow projection with no join or shuffle. A multi-value
-    column maps each piece to the id of its expanded attribute ``(<column>_<piece>, "1")``.
-    """
+
+def _ids_by_column(attributes) -> dict[str, dict[str, int]]:
+    """``column -> value -> attribute id`` from the attribute table."""
     ids_by_column: dict[str, dict[str, int]] = {}
     for attr_id, column, value in zip(attributes["attr_id"], attributes["column"], attributes["value"], strict=True):
         ids_by_column.setdefault(column, {})[value] = int(attr_id)
+    return ids_by_column
+
+
+def _join_large_dictionaries(rows: DataFrame, columns: list[Column],
+                             ids_by_column: dict[str, dict[str, int]]) -> tuple[DataFrame, dict[str, str]]:
+    """Joins every plain column with more than :data:`_LITERAL_MAP_MAX` values to its dictionary
+    (broadcast: distinct values only). Returns the rows with one id column per such column and
+    ``column name -> id column``."""
+    joined: dict[str, str] = {}
+    for position, column in enumerate(columns):
+        by_value = ids_by_column.get(column.name, {})
+        if column.delimiter or len(by_value) <= _LITERAL_MAP_MAX:
+            continue
+        key, ident = f"__dict_value_{position}", f"__dict_id_{position}"
+        dictionary = rows.sparkSession.createDataFrame(
+            pd.DataFrame({key: list(by_value), ident: np.fromiter(by_value.values(), np.int32, len(by_value))}))
+        rows = rows.join(F.broadcast(dictionary), F.col(column.source) == F.col(key), "left").drop(key)
+        joined[column.name] = ident
+    return rows, joined
+
+
+def _attribute_ids(ids_by_column: dict[str, dict[str, int]], columns: list[Column],
+                   multi_value: dict[str, MultiValueSource], joined: dict[str, str]) -> list:
+    """One ``array<int>`` expression per used column: the attribute ids of a parsed row's cells.
+
+    Each column's value→id dictionary (small: distinct values only) is a literal map in the
+    query plan, so encoding is a single narrow projection with no join or shuffle; a column
+    with many values reads its id from the column ``joined`` names instead. A multi-value
+    column maps each piece to the id of its expanded attribute ``(<column>_<piece>, "1")``.
+    """
     parts = []
     for column in columns:
         c = F.col(column.source)
+        if column.name in joined:
+            parts.append(F.array(F.col(joined[column.name])))
+            continue
         if column.delimiter:
             by_piece = {source.piece: ids_by_column[name]["1"] for name, source in multi_value.items()
                         if source.source == column.name}
@@ -231,7 +263,9 @@ def encode(rows: DataFrame, columns: list[Column]) -> tuple[DataFrame, list[str]
             expanded.setdefault(row["source"], []).append(row["column"])
     headers, multi_value = final_headers(columns, expanded)
     attributes = attribute_table([(r["column"], r["value"], int(r["count"])) for r in distinct], headers)
-    parts = _attribute_ids(attributes, columns, multi_value)
+    ids_by_column = _ids_by_column(attributes)
+    rows, joined = _join_large_dictionaries(rows, columns, ids_by_column)
+    parts = _attribute_ids(ids_by_column, columns, multi_value, joined)
     ids = F.flatten(F.array(*parts)) if parts else F.array()
     attrs = F.array_sort(F.filter(ids, lambda x: x.isNotNull())).cast("array<int>")
     encoded = (rows.select(attrs.alias("attrs"), F.col(_WEIGHT)).groupBy("attrs")

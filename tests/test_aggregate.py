@@ -199,3 +199,22 @@ def test_counting_uses_one_task_per_core_until_tables_are_large(spark):
     large = (cores + 3) * ROWS_PER_COUNTING_TASK
     assert counting_partitions(spark, large) == cores + 3
     assert counting_partitions(spark, large + 1) == cores + 4
+
+
+def test_a_column_with_many_values_is_encoded_by_a_join_like_the_others(spark, tmp_path):
+    """Over 1,000 distinct values (an id-like column) switch the encoding from a literal map to a
+    broadcast join; every record still decodes to its own cells."""
+    from ksynth_spark.config import Config
+    from ksynth_spark.load import _LITERAL_MAP_MAX, load_encoded
+
+    n = _LITERAL_MAP_MAX + 500
+    rows = [(f"id{i:05d}", "xy"[i % 2], "" if i % 3 == 0 else "uvw"[i % 3]) for i in range(n)]
+    path = tmp_path / "ids.csv"
+    path.write_text("case,a,b\n" + "".join(",".join(r) + "\n" for r in rows))
+    data = load_encoded(spark, Config(sensitive_microdata_path=str(path), seed=1))
+    assert (data.n_records, data.n_rows) == (n, n)
+    label = {int(i): (c, v) for i, c, v in zip(data.attributes["attr_id"], data.attributes["column"],
+                                                data.attributes["value"], strict=True)}
+    decoded = sorted(tuple(sorted(label[a] for a in row["attrs"])) for row in data.rows.collect())
+    expected = sorted(tuple(sorted([("case", c), ("a", a)] + ([("b", b)] if b else []))) for c, a, b in rows)
+    assert decoded == expected
