@@ -17,7 +17,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import shutil
 import sys
@@ -30,7 +29,7 @@ sys.path.append(str(REPO))
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 from benchmarks.memory import PeakMemory  # noqa: E402
-from benchmarks.scale import StageTimes  # noqa: E402
+from benchmarks.scale import stage_times  # noqa: E402
 
 CENSUS = REPO.parent / "shared" / "datasets" / "census_kdd.csv.gz"
 
@@ -47,16 +46,11 @@ def main() -> None:
     parser.add_argument("--work-dir", default=tempfile.gettempdir())
     args = parser.parse_args()
 
-    from ksynth_spark.cli import configure_logging
     from ksynth_spark.config import Config, SparkSettings
     from ksynth_spark.pipeline import STAGES, run_stages
     from ksynth_spark.session import get_session
 
-    configure_logging("WARNING")
-    times = StageTimes()
-    pipeline_logger = logging.getLogger("ksynth_spark.pipeline")
-    pipeline_logger.addHandler(times)
-    pipeline_logger.setLevel(logging.INFO)
+    times = stage_times("WARNING")
     settings = SparkSettings(master="local[2]", conf={"spark.driver.memory": args.driver_memory,
                                                       "spark.sql.shuffle.partitions": "16"})
     cases = []
@@ -80,10 +74,10 @@ def main() -> None:
         finally:
             shutil.rmtree(output, ignore_errors=True)
         combinations = int(run.aggregates.rare_by_length["combo_count"].sum()) if run.aggregates else 0
-        stage_times = ", ".join(f"{stage} {value:.1f} s" for stage, value in times.seconds.items())
+        per_stage = ", ".join(f"{stage} {value:.1f} s" for stage, value in times.seconds.items())
         synthetic = f", {run.synthesis.n_records:,} synthetic records" if run.synthesis else ""
         print(f"census_kdd {label}: {seconds:.1f} s, peak {memory.peak_gb:.2f} GB; {combinations:,} distinct "
-              f"combinations{synthetic}; outputs {size:.1f} GB; stages: {stage_times}", flush=True)
+              f"combinations{synthetic}; outputs {size:.1f} GB; stages: {per_stage}", flush=True)
         spark.catalog.clearCache()
     if spark is not None:
         spark.stop()

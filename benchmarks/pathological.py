@@ -18,7 +18,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import random
 import sys
@@ -30,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.append(str(REPO))
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
-from benchmarks.scale import StageTimes  # noqa: E402
+from benchmarks.scale import stage_times  # noqa: E402
 
 
 def write_tables(directory: str, rows: int) -> dict[str, str]:
@@ -51,16 +50,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     args = parser.parse_args()
 
-    from ksynth_spark.cli import configure_logging
     from ksynth_spark.config import Config, SparkSettings
     from ksynth_spark.pipeline import run_stages
     from ksynth_spark.session import get_session
 
-    configure_logging("WARNING")
-    times = StageTimes()
-    pipeline_logger = logging.getLogger("ksynth_spark.pipeline")
-    pipeline_logger.addHandler(times)
-    pipeline_logger.setLevel(logging.INFO)
+    times = stage_times("WARNING")
     work = tempfile.mkdtemp(prefix="ksynth_pathological_")
     tables = write_tables(work, args.rows)
     settings = SparkSettings(master="local[2]", conf={"spark.sql.shuffle.partitions": "16"})

@@ -70,6 +70,19 @@ class StageTimes(logging.Handler):
             self.seconds[match.group(1)] = self.seconds.get(match.group(1), 0.0) + float(match.group(2))
 
 
+def stage_times(log_level: str) -> StageTimes:
+    """Configures ksynth's console logging at ``log_level`` and returns the collector of the
+    pipeline's ``[stage] finished in X s`` lines (the benchmarks' stage timings)."""
+    from ksynth_spark.cli import configure_logging
+
+    configure_logging(log_level)
+    times = StageTimes()
+    pipeline_logger = logging.getLogger("ksynth_spark.pipeline")
+    pipeline_logger.addHandler(times)
+    pipeline_logger.setLevel(logging.INFO)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", nargs="+", type=float, default=[1e5, 1e6], help="table sizes, e.g. 1e6 1e7")
@@ -85,16 +98,11 @@ def main() -> None:
                         help="where the scaled tables are made (outside the repository)")
     args = parser.parse_args()
 
-    from ksynth_spark.cli import configure_logging
     from ksynth_spark.config import Config, SparkSettings
     from ksynth_spark.pipeline import STAGES, run_stages
     from ksynth_spark.session import get_session
 
-    configure_logging(args.log_level)
-    times = StageTimes()
-    pipeline_logger = logging.getLogger("ksynth_spark.pipeline")
-    pipeline_logger.addHandler(times)
-    pipeline_logger.setLevel(logging.INFO)
+    times = stage_times(args.log_level)
     settings = SparkSettings(master=f"local[{args.cores}]", conf={
         "spark.driver.memory": args.driver_memory, "spark.sql.shuffle.partitions": str(args.shuffle_partitions)})
     stages = tuple(args.stages or STAGES)
