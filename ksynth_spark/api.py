@@ -5,7 +5,7 @@
     import ksynth_spark as ks
     result = ks.release(people, k=10, reporting_length=3, seed=1)   # Spark or pandas DataFrame, or a path
     result.synthetic_microdata.show()                             # Spark DataFrame, one row per record
-    print(result.privacy_statement)
+    statement = result.privacy_statement                          # what this run guarantees, in plain words
     result.write("output/people")                                 # the same release folder as the CLI
 
 :func:`release` runs the same pipeline as ``ksynth run`` (every stage, or those named); the
