@@ -44,7 +44,7 @@ class Table:
         self.weights = np.array([distinct[r] for r in self.distinct], dtype=np.int64)
         self.offsets, self.ids = csr_from_lists([sorted(r) for r in self.distinct])
         self.hashes = row_hashes(self.offsets, self.ids)
-        self.index = DistinctIndex(self.offsets, self.ids, self.weights, self.space, k)
+        self.index = DistinctIndex(self.offsets, self.ids, self.weights, self.space, k, keep_rows=True)
 
     def oracle(self, cache_size: int = 1000) -> SupportOracle:
         return SupportOracle(self.index, cache_size)

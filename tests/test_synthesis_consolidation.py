@@ -18,6 +18,7 @@ from ksynth_spark.numerics import quantile_r8, round_half_away
 from ksynth_spark.randomness import (
     PHASE_AGGREGATE_SEEDED,
     PHASE_SUPPRESS,
+    PHASE_UNSEEDED,
     PHASE_VALUE_SEEDED,
     RandomStream,
     row_hashes,
@@ -43,7 +44,7 @@ from ksynth_spark.synthesis.suppression import (
     select_smallest,
     smallest_occurrences,
 )
-from ksynth_spark.synthesis.unseeded import unseeded_records
+from ksynth_spark.synthesis.unseeded import Expander, StateLevel, merge_states, root_level, unseeded_groups
 from tests.synthetic_tables import EXAMPLE_ROWS, Table, attribute_counts, expand, random_table, records_of
 
 ALLOWED_PAIRS = [("A:a1", "B:b1"), ("A:a1", "C:c1"), ("A:a2", "B:b2"), ("A:a2", "C:c1"), ("B:b1", "C:c1"),
@@ -100,6 +101,45 @@ def value_seeded(table: Table, seed: int, **options) -> tuple[list[frozenset], o
     return suppress(table, seed, np.arange(built.n_records), built.offsets, built.ids, ones), built
 
 
+def unseeded(table: Table, seed: int, n: int | None = None) -> list[frozenset]:
+    """Spec §4.2 through the merged-run kernels: ``n`` (default N) records."""
+    done = unseeded_groups(table.index, seed, len(table.records) if n is None else n)
+    offsets = np.concatenate([[0], np.cumsum(done.sizes)])
+    ids = done.ids[np.arange(done.ids.shape[1])[None, :] < done.sizes[:, None]]
+    return expand(offsets, ids, done.runs)
+
+
+def unseeded_distribution(table: Table) -> dict[frozenset, float]:
+    """The exact distribution of one spec §4.2 record, by enumerating column orders and draws
+    with Python sets over the sensitive records."""
+    columns = sorted(set(table.space.columns.tolist()))
+    values = {c: [a for a in range(len(table.n)) if table.space.columns[a] == c] for c in columns}
+    result: Counter = Counter()
+
+    def visit(remaining: tuple, rows: list, record: frozenset, p: float) -> None:
+        if not remaining:
+            result[record] += p
+            return
+        for column in remaining:
+            rest = tuple(c for c in remaining if c != column)
+            matching = {a: [r for r in rows if a in r] for a in values[column]}
+            empty = [r for r in rows if not any(a in r for a in values[column])]
+            weights = {a: len(m) for a, m in matching.items() if len(m) >= table.k}
+            folded = len(empty) + sum(len(m) for m in matching.values() if len(m) < table.k)
+            total = sum(weights.values()) + folded
+            q = p / len(remaining)
+            if total == 0:
+                visit(rest, rows, record, q)
+                continue
+            for a, w in weights.items():
+                visit(rest, matching[a], record | {a}, q * w / total)
+            if folded:
+                visit(rest, empty, record, q * folded / total)
+
+    visit(tuple(columns), list(table.records), frozenset(), 1.0)
+    return dict(result)
+
+
 def aggregate_seeded(table: AggregateTable, space, seed: int, percentile: float = 95.0, **options):
     quota = table.singles()
     sampler = AggregateSampler(table, percentile, options.pop("use_synthetic_counts", False))
@@ -127,11 +167,24 @@ def test_example_unseeded(example):
     c3 = example.id_of["C:c3"]
     empty = 0
     for seed in range(60):
-        records = records_of(*unseeded_records(example.oracle(), seed, np.arange(12)))
+        records = unseeded(example, seed)
         assert len(records) == 12
         assert all(len(r) <= 1 and c3 not in r or r in allowed for r in records)
         empty += sum(1 for r in records if not r)
     assert empty > 0     # e.g. EMPTY for column C first leaves only r4, then every value is rare
+
+
+@pytest.mark.parametrize("name", ["example", "table"])
+def test_unseeded_merged_runs_follow_the_spec_distribution(example, name):
+    """N merged runs are N independent spec §4.2 records: the frequencies of 40,000 runs match
+    the exact distribution (enumerated with sets) within 5 standard errors."""
+    table = example if name == "example" else random_table(5, n_rows=60, n_columns=3, k=3)
+    exact = unseeded_distribution(table)
+    n = 40_000
+    got = Counter(unseeded(table, 17, n))
+    assert set(got) <= set(exact)
+    for record, p in exact.items():
+        assert abs(got[record] / n - p) <= 5 * math.sqrt(p * (1 - p) / n) + 1e-9, (sorted(record), got[record], p)
 
 
 def test_example_aggregate_seeded(example):
@@ -210,16 +263,33 @@ def test_unseeded_invariants(table):
     """S1 for the non-empty attributes of every record and S3 (exactly N records)."""
     n = len(table.records)
     for seed in range(5):
-        records = records_of(*unseeded_records(table.oracle(), seed, np.arange(n)))
+        records = unseeded(table, seed)
         assert len(records) == n
         assert all(table.support(r) >= table.k for r in records if r)
 
 
-def test_unseeded_records_do_not_depend_on_batches_or_cache(table):
-    n = len(table.records)
-    whole = records_of(*unseeded_records(table.oracle(1), 3, np.arange(n)))
-    reversed_batch = records_of(*unseeded_records(table.oracle(1000), 3, np.arange(n)[::-1]))
-    assert whole == reversed_batch[::-1]
+def test_unseeded_levels_do_not_depend_on_batches_or_buffers(table):
+    """A level expanded whole, or in two batches in reverse order with tiny buffers, gives the
+    same merged states and finished records (the streams are keyed by state)."""
+    def ended(*outs) -> list:
+        return sorted((tuple(ids[:size]), runs) for out in outs
+                      for ids, size, runs in zip(out.finished.ids.tolist(), out.finished.sizes, out.finished.runs,
+                                                 strict=True))
+
+    level = root_level(5000)
+    whole, small = Expander(table.index), Expander(table.index, capacity=2)
+    base = stream_base(3, PHASE_UNSEEDED)
+    while len(level.runs):
+        out = whole.expand(level, base)
+        half = len(level.runs) // 2
+        parts = [small.expand(StateLevel(level.ids[i], level.runs[i]), base)
+                 for i in (slice(half, None), slice(0, half))]
+        joined = merge_states(StateLevel(np.concatenate([p.children.ids for p in parts]),
+                                         np.concatenate([p.children.runs for p in parts])))
+        merged = merge_states(out.children)
+        assert np.array_equal(joined.ids, merged.ids) and np.array_equal(joined.runs, merged.runs)
+        assert ended(*parts) == ended(out)
+        level = merged
 
 
 @pytest.mark.parametrize("length", [2, 3])

@@ -14,6 +14,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from ksynth_spark.randomness import PHASE_VALUE_SEEDED, RandomStream
+from ksynth_spark.synthesis.consolidation import SeedSampler, consolidate, seeded_quotas
+from ksynth_spark.synthesis.index import DistinctIndex
+from ksynth_spark.synthesis.paths import SupportOracle, path_push, path_reset, supports
 from ksynth_spark.synthesis.seeded import grow_rows
 from tests.synthetic_tables import EXAMPLE_ROWS, Table, random_table
 
@@ -147,3 +151,36 @@ def test_lru_cache_evicts_and_stays_consistent():
     grow(table, 1, oracle=oracle)
     assert oracle.cache.meta[2] == 4 and oracle.cache.misses > 4
     assert (oracle.cache.slot_entry >= 0).sum() == 4
+
+
+def test_histogram_supports_equal_value_by_value_queries():
+    """Supports counted by one pass over the rows (an index with its rows, many candidates) equal
+    the brute-force counts, for partial records answered by row lists and by bitsets, through
+    the cache and not; and phase 1 and consolidation give the same output without the rows."""
+    table = random_table(11, n_rows=3000, n_columns=7, k=3)
+    plain = DistinctIndex(table.offsets, table.ids, table.weights, table.space, table.k)
+    assert table.index.row_ids.size and not plain.row_ids.size
+    everything = np.arange(len(table.n), dtype=np.int64)
+    rng = np.random.default_rng(3)
+    sizes_seen = set()
+    for index in (table.index, plain):
+        oracle = SupportOracle(index, 8)
+        for record in rng.choice(len(table.records), 60):
+            partial = sorted(table.records[record])[:int(rng.integers(1, 4))]
+            path_reset(oracle.path, index.parts())
+            for a in partial:
+                path_push(oracle.path, index.zobrist, a, table.support(partial))
+            out = np.zeros(everything.size, dtype=np.int64)
+            for _ in range(2):                                   # a miss, then (for large ones) a hit
+                supports(index.parts(), oracle.cache.parts(), oracle.path, everything, everything.size, out)
+                assert out.tolist() == [table.support(set(partial) | {a}) for a in everything]
+            sizes_seen.add(table.support(partial) <= oracle.path.rows.shape[1])
+    assert sizes_seen == {True, False}
+    for cache_size in (1, 100000):
+        with_rows = grow(table, 5, oracle=SupportOracle(table.index, cache_size))
+        without = grow(table, 5, oracle=SupportOracle(plain, cache_size))
+        assert _sets(with_rows) == _sets(without) and with_rows.runs.tolist() == without.runs.tolist()
+    quota = seeded_quotas(table.n, table.k)
+    built = [consolidate(quota, SeedSampler(SupportOracle(index, 64)), table.space,
+                         RandomStream(2, PHASE_VALUE_SEEDED, 0)).records() for index in (table.index, plain)]
+    assert built[0] == built[1]

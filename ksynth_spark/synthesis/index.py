@@ -20,6 +20,9 @@ Layout (memory per worker, D distinct rows, A attributes, C columns, W = ceil(D/
   (``B · D / 8`` bytes at most).
 * ``counts``: ``support({a})`` of every id; ``zobrist``: ``(A + C, 2)`` random codes whose
   XOR over ``P`` keys the support cache.
+* ``row_offsets``, ``row_ids`` (with ``keep_rows``): the rows themselves in index order,
+  ``8 · D + 4 · (attribute occurrences)`` bytes, so that the supports of every value at once
+  come from one pass over a small set of rows (a histogram) instead of a query per value.
 
 A set of rows is held either as such a bitset or, once small, as an ascending list of row
 numbers (see :mod:`ksynth_spark.synthesis.paths`).
@@ -76,6 +79,9 @@ class IndexParts(NamedTuple):
     weights: np.ndarray
     planes: np.ndarray
     plane_words: np.ndarray
+    row_offsets: np.ndarray
+    row_ids: np.ndarray
+    n_attrs: np.int64
 
 
 @inline_kernel
@@ -143,9 +149,13 @@ class DistinctIndex:
         weights: Multiplicity of every distinct row (> 0).
         space: Column membership of the attribute ids.
         k: The privacy resolution.
+        keep_rows: Also keep the rows themselves (``row_offsets``, ``row_ids``: CSR in index
+            order, 4 bytes per attribute occurrence of a distinct row) for the histogram
+            supports; otherwise they are empty and supports are queried value by value.
     """
 
-    def __init__(self, offsets: np.ndarray, ids: np.ndarray, weights: np.ndarray, space: AttributeSpace, k: int):
+    def __init__(self, offsets: np.ndarray, ids: np.ndarray, weights: np.ndarray, space: AttributeSpace, k: int,
+                 keep_rows: bool = False):
         offsets = np.asarray(offsets, dtype=np.int64)
         ids = np.asarray(ids, dtype=np.int64)
         weights = np.asarray(weights, dtype=np.int64)
@@ -157,6 +167,8 @@ class DistinctIndex:
         gather = np.repeat(starts - row_offsets[:-1], sizes) + np.arange(int(row_offsets[-1]))
         row_ids = ids[gather] if gather.size else np.zeros(0, dtype=np.int64)
         self.weights = weights[order]
+        self.row_offsets = row_offsets if keep_rows else np.zeros(1, dtype=np.int64)
+        self.row_ids = row_ids.astype(np.int32) if keep_rows else np.zeros(0, dtype=np.int32)
         self.space = space
         self.k = int(k)
         self.n_rows = len(order)
@@ -197,9 +209,9 @@ class DistinctIndex:
     def nbytes(self) -> int:
         """Bytes held by the index arrays."""
         return sum(a.nbytes for a in (self.bits, self.planes, self.weights, self.counts, self.zobrist,
-                                      self.plane_words, self.all_words))
+                                      self.plane_words, self.all_words, self.row_offsets, self.row_ids))
 
     def parts(self) -> IndexParts:
         """The arrays the compiled loops take."""
         return IndexParts(self.bits, self.counts, self.zobrist, self.all_words, np.int64(self.k), self.weights,
-                          self.planes, self.plane_words)
+                          self.planes, self.plane_words, self.row_offsets, self.row_ids, np.int64(self.space.n_attrs))

@@ -14,6 +14,11 @@ rows' bits costs ``|Rows(P)|`` lookups instead. With ``cap = W / 8`` (W words pe
 phase-1 kernel took 24 µs per record on the 10^6-row resampled adult table, against 34 µs with
 ``cap = W`` (benchmarks/phase1_scaling.py). Such small nodes also stay out of the cache, which
 then holds the frequent prefixes whose supports are expensive.
+
+Histogram supports: when the index keeps its rows (``keep_rows``) and a step asks for many
+candidates (consolidation asks for every value with quota left), one pass over the rows of
+``Rows(P)`` counts every value at once (:func:`add_rows`), for a small node or to fill a cache
+entry, whenever that costs less than a query per candidate.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ from ksynth_spark.synthesis.cache import SupportCache, cache_entry
 from ksynth_spark.synthesis.index import DistinctIndex, has_bit, popcount, weighted_and, weighted_rows
 
 _ONE = np.uint64(1)
+#: Cost of reading one value of one row in a histogram, in bitset words ANDed (measured: a pass
+#: over scattered rows costs several sequential word operations per value).
+_HISTOGRAM_COST = 4
 #: Weighted support that marks a node as small when the path has no better bound.
 _UNKNOWN_SUPPORT = np.int64(1) << np.int64(62)
 
@@ -43,6 +51,7 @@ class PathParts(NamedTuple):
         n_rows: Length of the row list, or -1 when Rows is a bitset.
         node_support: ``support(P)`` as known when ``P`` was pushed (an upper bound, or
             :data:`_UNKNOWN_SUPPORT`).
+        hist: ``(1, A)`` scratch of the histogram supports (zero between calls).
     """
 
     attrs: np.ndarray
@@ -52,6 +61,7 @@ class PathParts(NamedTuple):
     rows: np.ndarray
     n_rows: np.ndarray
     node_support: np.ndarray
+    hist: np.ndarray
 
 
 def new_path(index: DistinctIndex) -> PathParts:
@@ -60,7 +70,8 @@ def new_path(index: DistinctIndex) -> PathParts:
     cap = max(64, index.n_words // 8)
     return PathParts(np.zeros(depth, np.int64), np.zeros((depth, 2), np.uint64),
                      np.zeros((depth, index.n_words), np.uint64), np.zeros(2, np.int64),
-                     np.zeros((depth, cap), np.int64), np.full(depth, -1, np.int64), np.zeros(depth, np.int64))
+                     np.zeros((depth, cap), np.int64), np.full(depth, -1, np.int64), np.zeros(depth, np.int64),
+                     np.zeros((1, max(1, index.space.n_attrs)), np.int64))
 
 
 @kernel
@@ -135,7 +146,7 @@ def path_rows(path, bits):
 
 
 @kernel
-def _support_of(index, path, attr, depth):
+def support_of(index, path, attr, depth):
     """``support(P ∪ {attr})`` from the known Rows of depth ``depth``."""
     if path.n_rows[depth] >= 0:
         return weighted_rows(index, attr, path.rows, depth, path.n_rows[depth])
@@ -143,25 +154,93 @@ def _support_of(index, path, attr, depth):
 
 
 @kernel
+def row_count(path, depth):
+    """Number of distinct rows in ``Rows(P)`` at ``depth`` (known there)."""
+    if path.n_rows[depth] >= 0:
+        return path.n_rows[depth]
+    total = 0
+    for w in range(path.words.shape[1]):
+        total += popcount(path.words[depth, w])
+    return total
+
+
+@kernel
+def add_rows(index, path, depth, target, line, sign):
+    """``target[line, a] += sign · weight(e)`` for every attribute ``a`` of every distinct row
+    ``e`` of ``Rows(P)`` at ``depth`` (the index must keep its rows). Returns ``|Rows(P)|``
+    weighted (the records)."""
+    offsets, ids, weights = index.row_offsets, index.row_ids, index.weights
+    total = 0
+    if path.n_rows[depth] >= 0:
+        for i in range(path.n_rows[depth]):
+            row = path.rows[depth, i]
+            total += weights[row]
+            for j in range(offsets[row], offsets[row + 1]):
+                target[line, ids[j]] += sign * weights[row]
+        return total
+    for w in range(path.words.shape[1]):
+        x = path.words[depth, w]
+        while x != 0:
+            low = x & (np.uint64(0) - x)
+            row = w * 64 + popcount(low - _ONE)
+            total += weights[row]
+            for j in range(offsets[row], offsets[row + 1]):
+                target[line, ids[j]] += sign * weights[row]
+            x ^= low
+    return total
+
+
+@kernel
+def values_per_row(index):
+    """Average attributes per distinct row, plus one (0 when the index keeps no rows)."""
+    rows = index.row_offsets.size - 1
+    return (index.row_ids.size + rows) // rows if rows > 0 else 0
+
+
+@kernel
 def supports(index, cache, path, candidates, n, out):
-    """``out[i] = support(P ∪ {candidates[i]})`` for the current partial record ``P``."""
+    """``out[i] = support(P ∪ {candidates[i]})`` for the current partial record ``P``.
+
+    A value's support is a query over ``Rows(P)`` (an AND per bitset word, or a lookup per row
+    of a row list); when the index keeps its rows and there are more candidates than values
+    per row, one pass over the rows of ``Rows(P)`` counts every value at once instead.
+    """
     depth = path.state[0]
     if depth == 0:
         for i in range(n):
             out[i] = index.counts[candidates[i]]
         return
+    per_row = values_per_row(index)
     if path.node_support[depth] <= path.rows.shape[1]:     # a small node: its row list answers
         path_rows(path, index.bits)
+        if 0 < per_row < n and path.n_rows[depth] >= 0:
+            add_rows(index, path, depth, path.hist, 0, 1)
+            for i in range(n):
+                attr = candidates[i]
+                out[i] = path.hist[0, attr] if attr < index.n_attrs else support_of(index, path, attr, depth)
+            add_rows(index, path, depth, path.hist, 0, -1)
+            return
         for i in range(n):
-            out[i] = _support_of(index, path, candidates[i], depth)
+            out[i] = support_of(index, path, candidates[i], depth)
         return
     vectors = cache.vectors
     entry = cache_entry(cache, path.keys[depth, 0], path.keys[depth, 1])
+    if per_row > 0:
+        missing = 0
+        for i in range(n):
+            if vectors[entry, candidates[i]] < 0:
+                missing += 1
+        if missing > 0:
+            path_rows(path, index.bits)
+            if _HISTOGRAM_COST * row_count(path, depth) * per_row < missing * path.words.shape[1]:
+                for a in range(index.n_attrs):
+                    vectors[entry, a] = 0
+                add_rows(index, path, depth, vectors, entry, 1)
     for i in range(n):
         attr = candidates[i]
         if vectors[entry, attr] < 0:
             path_rows(path, index.bits)          # Rows(P), computed once per node and only on a miss
-            vectors[entry, attr] = _support_of(index, path, attr, depth)
+            vectors[entry, attr] = support_of(index, path, attr, depth)
         out[i] = vectors[entry, attr]
 
 

@@ -10,14 +10,14 @@ Everything per record runs in executors and costs what the *distinct* data costs
   quota exactly across a fixed number of logical tasks (:mod:`.consolidation`);
 * suppression selects its victims per partition; the driver merges at most partitions × Σe(a)
   candidates (:mod:`.suppression`);
-* unseeded builds records ``t`` in fixed chunks of record numbers (:mod:`.unseeded`).
+* unseeded draws the N records together as merged runs, level by level (:mod:`.unseeded`).
 
 Synthetic records travel as *groups*: an attribute set and its number of copies. The result is
 the distinct synthetic records with their counts in output order (spec §4.0), each with the
 synthetic row number ``syn_start`` of its first copy; the writers expand them.
 
 Randomness comes from :mod:`ksynth_spark.randomness` streams keyed by the seed and logical ids
-(distinct row content, consolidation task, record number, group and copy), so the output is
+(distinct row content, consolidation task, unseeded state, group and copy), so the output is
 byte-identical for a seed whatever the partitioning, ``spark.sql.shuffle.partitions`` or task
 retries.
 """
@@ -42,10 +42,12 @@ from ksynth_spark.model import EncodedData
 from ksynth_spark.randomness import (
     PHASE_AGGREGATE_SEEDED,
     PHASE_CONSOLIDATE,
+    PHASE_UNSEEDED,
     PHASE_VALUE_SEEDED,
     RandomStream,
     mix64,
     row_hashes,
+    stream_base,
 )
 from ksynth_spark.synthesis.aggregate_table import AggregateTable
 from ksynth_spark.synthesis.consolidation import (
@@ -69,7 +71,7 @@ from ksynth_spark.synthesis.suppression import (
     select_smallest,
     smallest_occurrences,
 )
-from ksynth_spark.synthesis.unseeded import unseeded_records
+from ksynth_spark.synthesis.unseeded import Expander, StateLevel, merge_states
 
 if TYPE_CHECKING:
     from pyspark import Broadcast
@@ -80,8 +82,8 @@ GROUPS_SCHEMA = "group long, attrs array<int>, count long"
 RECORDS_SCHEMA = "syn_start long, count long, attrs array<int>"
 #: Distinct sensitive rows per phase-1 task (small tasks give progress and balance).
 ROWS_PER_TASK = 20_000
-#: Synthetic records per unseeded chunk (a chunk is a logical unit: its records are fixed).
-UNSEEDED_CHUNK = 50_000
+#: unseeded states per task of a level (before merging: an upper bound).
+STATES_PER_TASK = 100_000
 
 
 @dataclass
@@ -125,12 +127,24 @@ class _Shared:
     cache_size: int
 
 
+def _worker_state(shared: _Shared, name: str, build):
+    """What this Python worker built from the broadcast index under ``name`` (built on first
+    use; whatever it kept for another broadcast is dropped)."""
+    key = (shared.token, name)
+    value = _WORKER.get(key)
+    if value is None:
+        if any(token != shared.token for token, _ in _WORKER):
+            _WORKER.clear()
+        value = _WORKER[key] = build(shared.index.value)
+    return value
+
+
 def _worker_oracle(shared: _Shared) -> SupportOracle:
-    oracle = _WORKER.get(shared.token)
-    if oracle is None:
-        _WORKER.clear()
-        oracle = _WORKER[shared.token] = SupportOracle(shared.index.value, shared.cache_size)
-    return oracle
+    return _worker_state(shared, "oracle", lambda index: SupportOracle(index, shared.cache_size))
+
+
+def _worker_expander(shared: _Shared) -> Expander:
+    return _worker_state(shared, "expander", Expander)
 
 
 @dataclass
@@ -222,7 +236,10 @@ class _shared_index:
         started = time.monotonic()
         table = run.data.rows.select("attrs", "weight").toArrow()
         offsets, ids = csr(table)
-        index = DistinctIndex(offsets, ids, numbers(table, "weight"), run.space, run.config.k)
+        # The rows themselves serve the histogram supports: unseeded's levels, and value_seeded's
+        # consolidation (many candidates per step); row_seeded's phase 1 asks few per step.
+        index = DistinctIndex(offsets, ids, numbers(table, "weight"), run.space, run.config.k,
+                              keep_rows=run.config.synthesis_mode in ("unseeded", "value_seeded"))
         self._broadcast = broadcast(run.spark, index)
         handle = self._broadcast.__enter__()
         logger.info("generate: support index over %d distinct rows (%.1f MB) built and broadcast in %.1f s",
@@ -317,36 +334,28 @@ def _consolidation_tasks(run: _Run, shared: _Shared | None, quota: np.ndarray, p
     logger.info("%s: consolidating %d attribute occurrences in %d task(s)", label, total, n_tasks)
     payload = {"shares": shares, "targets": targets, "ceilings": ceiling_shares, "table": table}
 
-    def build(batch: pa.RecordBatch, context) -> pa.RecordBatch:
-        oracle, shipped = context
+    def build(batch: pa.RecordBatch, shipped: dict) -> list[pa.RecordBatch]:
         outputs = []
-        sampler: AggregateSampler | SeedSampler
         for task in numbers(batch, "id"):
-            if table is not None and shared is None:
-                sampler = AggregateSampler(shipped["table"], **options)
-                task_options = ConsolidationOptions(
-                    target=None if shipped["targets"] is None else int(shipped["targets"][task]))
-            else:
-                sampler = SeedSampler(oracle)
-                task_options = ConsolidationOptions(
+            share, stream = shipped["shares"][task], RandomStream(seed, phase, int(task))
+            if shared is None:                                  # aggregate_seeded: the table only
+                targets = shipped["targets"]
+                built = consolidate(share, AggregateSampler(shipped["table"], **options), space, stream,
+                                    ConsolidationOptions(target=None if targets is None else int(targets[task])))
+            else:                                               # SeedSampler (with the oversampling control)
+                built = consolidate(share, SeedSampler(_worker_oracle(shared)), space, stream, ConsolidationOptions(
                     control=shipped["table"], tries=int(config.oversampling_tries or 1),
-                    ceilings=None if shipped["ceilings"] is None else shipped["ceilings"][task])
-            built = consolidate(shipped["shares"][task], sampler, space, RandomStream(seed, phase, int(task)),
-                                task_options)
+                    ceilings=None if shipped["ceilings"] is None else shipped["ceilings"][task]))
             if built.stalled:
-                logger.warning("%s: the oversampling control stopped task %d early (%d units of quota unused)", label,
-                               task, built.quota_left)
+                logger.warning("%s: task %d stopped early (%d units of quota unused)", label, task, built.quota_left)
             outputs.append(_groups_batch(_group_ids(phase, np.full(built.n_records, task), np.arange(built.n_records)),
                                          built.offsets, built.ids, np.ones(built.n_records, np.int64)))
         return outputs
 
     started = time.monotonic()
     with broadcast(run.spark, payload) as shipped:
-        def setup():
-            return (_worker_oracle(shared) if shared is not None else None), shipped.value
-
         tasks = run.spark.range(0, n_tasks, numPartitions=max(1, n_tasks))
-        groups = run.persist(map_batches(tasks, GROUPS_SCHEMA, build, setup=setup))
+        groups = run.persist(map_batches(tasks, GROUPS_SCHEMA, build, setup=lambda: shipped.value))
         totals = groups.agg(F.sum("count")).first()
         assert totals is not None  # a global aggregate has one row
         n_records = totals[0] or 0
@@ -445,33 +454,56 @@ def _suppress(run: _Run, groups: DataFrame, counts: np.ndarray) -> DataFrame:
 
 # ==================================================================================== unseeded
 def _unseeded(run: _Run, shared: _Shared) -> DataFrame:
-    """Spec §4.2: exactly N records; record ``t`` is built from stream ``(seed, t)`` in the chunk
-    ``t // UNSEEDED_CHUNK``. Each chunk's identical records are merged into groups."""
-    n, seed = run.data.n_records, run.seed
+    """Spec §4.2 as merged runs (:mod:`.unseeded`): the N runs start in the empty state; each
+    level splits the runs of every distinct state in executors and merges the children that
+    coincide (a shuffle on the state), until every run has ended. Collected per level: the
+    number of states and of finished runs (two numbers)."""
+    n, n_columns = run.data.n_records, run.space.n_columns
+    base = stream_base(run.seed, PHASE_UNSEEDED)
 
-    def generate(batch: pa.RecordBatch, oracle: SupportOracle) -> list[pa.RecordBatch]:
-        outputs = []
-        for chunk in numbers(batch, "id"):
-            first = int(chunk) * UNSEEDED_CHUNK
-            offsets, ids = unseeded_records(oracle, seed, np.arange(first, min(n, first + UNSEEDED_CHUNK)))
-            outputs.append(_merged(offsets, ids, oracle.index.space.n_attrs))
-        return outputs
+    def expand(batch: pa.RecordBatch, expander: Expander) -> list[pa.RecordBatch]:
+        offsets, ids = csr(batch)
+        runs = numbers(batch, "count")
+        width = int(offsets[1] - offsets[0]) if len(runs) else 0
+        out = expander.expand(StateLevel(np.asarray(ids, np.int64).reshape(len(runs), width), runs), base)
+        children = merge_states(out.children)
+        done = out.finished
+        size = children.ids.shape[1]
+        return [record_batch(kind=np.zeros(len(children.runs), np.int32),
+                             attrs=list_array(np.arange(len(children.runs) + 1, dtype=np.int64) * size,
+                                              children.ids.ravel()),
+                             count=children.runs),
+                record_batch(kind=np.ones(len(done.runs), np.int32),
+                             attrs=list_array(np.concatenate([[0], np.cumsum(done.sizes)]),
+                                              done.ids[np.arange(done.ids.shape[1])[None, :] < done.sizes[:, None]]),
+                             count=done.runs)]
 
-    n_chunks = max(1, -(-n // UNSEEDED_CHUNK))
-    chunks = run.spark.range(0, n_chunks, numPartitions=n_chunks)
-    return map_batches(chunks, GROUPS_SCHEMA, generate, setup=lambda: _worker_oracle(shared))
-
-
-def _merged(offsets: np.ndarray, ids: np.ndarray, n_attrs: int) -> pa.RecordBatch:
-    """Identical records of a batch merged into groups (attribute sets with counts)."""
-    sizes = np.diff(offsets)
-    width = int(sizes.max(initial=0))
-    matrix = np.full((len(sizes), max(1, width)), n_attrs, dtype=np.int64)
-    matrix[np.arange(width)[None, :] < sizes[:, None]] = ids
-    distinct, inverse, counts = np.unique(matrix, axis=0, return_inverse=True, return_counts=True)
-    kept = distinct < n_attrs
-    group_offsets = np.concatenate([[0], np.cumsum(kept.sum(axis=1))])
-    return _groups_batch(np.zeros(len(counts), np.int64), group_offsets, distinct[kept], counts)
+    states = run.spark.range(1).select(F.array().cast("array<int>").alias("attrs"),
+                                       F.lit(n).cast("long").alias("count"))
+    finished, ended = [], 0
+    for level in range(n_columns + 1):
+        started = time.monotonic()
+        out = run.persist(map_batches(states.sortWithinPartitions("attrs"), "kind int, attrs array<int>, count long",
+                                      expand, setup=lambda: _worker_expander(shared)))
+        totals = {row["kind"]: (int(row["rows"]), int(row["runs"]))
+                  for row in out.groupBy("kind").agg(F.count(F.lit(1)).alias("rows"), F.sum("count").alias("runs"))
+                  .collect()}
+        finished.append(out.filter(F.col("kind") == 1).select(F.lit(0).cast("long").alias("group"), "attrs", "count"))
+        ended += totals.get(1, (0, 0))[1]
+        if 0 in totals:
+            # Materialised here so that the next level's plan starts from these states, not from
+            # every level before (a plan nested level after level took gigabytes to print).
+            tasks = _tasks(totals[0][0], STATES_PER_TASK, run.spark)
+            states = (out.filter(F.col("kind") == 0).repartition(tasks, "attrs").groupBy("attrs")
+                      .agg(F.sum("count").alias("count")).localCheckpoint(eager=True))
+        logger.info("unseeded: level %d / %d in %.1f s: %d of %d records complete", level + 1, n_columns + 1,
+                    time.monotonic() - started, ended, n)
+        if 0 not in totals:
+            break
+    groups = finished[0]
+    for part in finished[1:]:
+        groups = groups.unionByName(part)
+    return groups
 
 
 # ==================================================================================== output order

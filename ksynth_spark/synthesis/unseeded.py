@@ -1,68 +1,354 @@
-"""unseeded synthesis: records drawn column by column from the sensitive joint distribution (numba).
+"""unseeded synthesis as merged runs: the N records drawn together, level by level (numba).
 
-Spec: for each of the N records, visit the columns in a random order; in each column draw a
-value with weight ``support(P ∪ {value})``, where values of support ``< k`` are folded into
-"empty" (whose weight is the support of the rows with no value in the column plus the folded
-ones), and choosing "empty" keeps only the rows truly empty in that column. Record ``t`` uses
-the stream ``(seed, PHASE_UNSEEDED, t)``, so it is the same whichever task builds it; the
-"empty in column c" condition is the pseudo id ``A + c`` of the support index.
+Spec: for each of the N records, visit the columns in a uniformly random order; in each column
+draw a value with weight ``|Rc ∩ Rows(value)|`` where values matching fewer than ``k`` rows of
+``Rc`` are folded into "empty" (weight: the rows of ``Rc`` truly empty in the column plus the
+folded ones); choosing a value keeps ``Rc ∩ Rows(value)``, choosing "empty" keeps only the truly
+empty rows. ``Rc`` starts as every record.
+
+Why the N records can be drawn together, exactly: a record under construction is a Markov
+chain on *states* — the visited columns with their outcomes (a value, or "empty in column c",
+the pseudo id ``A + c`` of the support index). What happens next depends only on the state: the
+next column is uniform among the unvisited ones (a uniform random order revealed one column at
+a time), and the value weights depend only on ``Rc``, which the state determines. So ``m`` runs
+sitting in one state evolve as ``m`` independent draws from that state, and runs reaching the
+same state are interchangeable. :meth:`Expander.expand` takes the distinct states of level ``t``
+(``t`` columns visited) with their numbers of runs and splits every state's runs, one WChoice
+draw per run (spec §0), first among the unvisited columns, then among each column's outcomes;
+merging the children that coincide gives level ``t + 1``. A state's work is done once however
+many runs pass through it, so the cost follows the distinct states (bounded by the distinct
+rows' projections), not N. A run ends when every column is visited, or when it chose "empty"
+where no row of ``Rc`` is truly empty (``Rc`` becomes empty, so every later column has nothing
+to draw: spec's NONE) — its record is the state's real attributes.
+
+Randomness: the draws of a state use the stream ``(seed, PHASE_UNSEEDED, zobrist key of the
+state)``. Every state is expanded exactly once (its level is its number of ids), so its draws
+do not depend on the partition, batch or process that expands it, and the output is the same
+for every partitioning.
+
+Supports: the weights of the columns that received runs come either from one pass over the
+distinct rows of ``Rc`` (a histogram of their attributes weighted by multiplicity: ``|Rc|`` ×
+row width) or one candidate value at a time (an AND per bitset word, or a lookup per row of a
+row list; ``Rc`` is held as in :mod:`.paths`), whichever costs less for the state.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ksynth_spark.jit import kernel
-from ksynth_spark.randomness import PHASE_UNSEEDED, draw, permutation, stream_base, stream_state
-from ksynth_spark.synthesis.paths import SupportOracle, emit_path, path_push, path_reset, supports
+from ksynth_spark.randomness import PHASE_UNSEEDED, split_runs, stream_base, stream_state
+from ksynth_spark.synthesis.index import DistinctIndex
+from ksynth_spark.synthesis.paths import (
+    PathParts,
+    add_rows,
+    new_path,
+    path_push,
+    path_reset,
+    path_rows,
+    path_truncate,
+    row_count,
+    support_of,
+    values_per_row,
+)
+
+_UNKNOWN = np.int64(1) << np.int64(62)
+
+
+class StateLevel(NamedTuple):
+    """Distinct states of one level ``t`` with their runs.
+
+    Attributes:
+        ids: ``(S, t)`` int64, the state's ids ascending: attribute ids, and ``A + c`` for
+            "empty in column c".
+        runs: ``(S,)`` int64, the runs sitting in each state.
+    """
+
+    ids: np.ndarray
+    runs: np.ndarray
+
+
+class FinishedRecords(NamedTuple):
+    """Records whose runs ended: ``(R, C)`` attribute ids (``sizes`` used per row) and runs."""
+
+    ids: np.ndarray
+    sizes: np.ndarray
+    runs: np.ndarray
+
+
+class LevelOutput(NamedTuple):
+    """What :meth:`Expander.expand` makes of a level: the next level (children not yet merged)
+    and the records that ended."""
+
+    children: StateLevel
+    finished: FinishedRecords
+
+
+class _Scratch(NamedTuple):
+    """Per-state buffers of :func:`_expand` (``hist`` is ``(1, A)`` and zero between states)."""
+
+    hist: np.ndarray
+    visited: np.ndarray
+    unvisited: np.ndarray
+    n_unvisited: np.ndarray
+    ones: np.ndarray
+    column_split: np.ndarray
+    weights: np.ndarray
+    split: np.ndarray
+    state: np.ndarray
 
 
 @kernel
-def _one_record(index, cache, path, member_offsets, member_ids, n_attrs, state, order, candidates, weights):
+def _walk_to(index, path, states, s, t):
+    """Points the path at state ``s`` (keeping the prefix it shares with the previous state)
+    and makes its deepest depth hold ``Rc`` (the state's distinct rows)."""
+    shared = 0
+    while shared < t and shared < path.state[0] and path.attrs[shared + 1] == states[s, shared]:
+        shared += 1
+    path_truncate(path, shared)
+    for d in range(shared, t):
+        path_push(path, index.zobrist, states[s, d], _UNKNOWN)
+    path_rows(path, index.bits)
+
+
+@kernel
+def _per_candidate(index, path, t, member_offsets, ws, u):
+    """Whether the supports of the values of the columns that received runs are cheaper one
+    candidate at a time (``Rc`` large or few candidates) than as one histogram of ``Rc``'s rows."""
+    candidates = 0
+    for j in range(u):
+        if ws.column_split[j] > 0:
+            column = ws.unvisited[j]
+            candidates += member_offsets[column + 1] - member_offsets[column] + 1
+    per_row = values_per_row(index)
+    if path.n_rows[t] >= 0:                 # a row list: a lookup per row and candidate
+        return candidates < per_row
+    return candidates * path.words.shape[1] < row_count(path, t) * per_row   # a bitset: an AND per word
+
+
+@kernel
+def _emit_finished(states, s, t, n_attrs, runs, done, n_done):
+    size = 0
+    for d in range(t):
+        if states[s, d] < n_attrs:
+            done.ids[n_done, size] = states[s, d]
+            size += 1
+    done.sizes[n_done] = size
+    done.runs[n_done] = runs
+
+
+@kernel
+def _emit_child(states, s, t, new_id, runs, children, n_children):
+    j = 0
+    placed = False
+    for d in range(t):
+        if not placed and new_id < states[s, d]:
+            children.ids[n_children, j] = new_id
+            j += 1
+            placed = True
+        children.ids[n_children, j] = states[s, d]
+        j += 1
+    if not placed:
+        children.ids[n_children, j] = new_id
+    children.runs[n_children] = runs
+
+
+@kernel
+def _unseeded_state(index, path, states, s, t, n_attrs, member_offsets, member_ids, runs, total, one_by_one, ws,
+                    children, n_children, done, n_done):
+    """Spec §4.2 step for the runs of state ``s`` (columns already split in ``ws.column_split``)."""
     k = index.k
-    n_columns = member_offsets.size - 1
-    path_reset(path, index)
-    permutation(state, order, n_columns)
-    for position in range(n_columns):
-        column = order[position]
-        n_values = member_offsets[column + 1] - member_offsets[column]
+    for j in range(ws.n_unvisited[0]):
+        column = ws.unvisited[j]
+        if ws.column_split[j] == 0:
+            continue
+        start = member_offsets[column]
+        n_values = member_offsets[column + 1] - start
+        present = 0
+        folded = 0
         for i in range(n_values):
-            candidates[i] = member_ids[member_offsets[column] + i]
-        candidates[n_values] = n_attrs + column
-        supports(index, cache, path, candidates, n_values + 1, weights)
-        for i in range(n_values):
-            if weights[i] < k:
-                weights[n_values] += weights[i]
-                weights[i] = 0
-        chosen = draw(weights, n_values + 1, state)
-        if chosen >= 0:                     # (EMPTY's weight includes the folded values: an upper bound)
-            path_push(path, index.zobrist, candidates[chosen], weights[chosen])
+            w = ws.hist[0, member_ids[start + i]]
+            present += w
+            if w < k:
+                folded += w
+                w = 0
+            ws.weights[i] = w
+        empty = support_of(index, path, n_attrs + column, t) if one_by_one else total - present
+        ws.weights[n_values] = empty + folded
+        split_runs(ws.weights, n_values + 1, ws.column_split[j], ws.state, ws.split)
+        for i in range(n_values + 1):
+            if ws.split[i] == 0:
+                continue
+            if i == n_values and empty == 0:           # Rc becomes empty: nothing more to draw
+                _emit_finished(states, s, t, n_attrs, ws.split[i], done, n_done)
+                n_done += 1
+            else:
+                new_id = member_ids[start + i] if i < n_values else n_attrs + column
+                _emit_child(states, s, t, new_id, ws.split[i], children, n_children)
+                n_children += 1
+    return n_children, n_done
 
 
 @kernel
-def _batch(index, cache, path, base, member_offsets, member_ids, n_attrs, numbers, out_offsets, out_ids, state,
-           order, candidates, weights):
-    out_offsets[0] = 0
-    for j in range(numbers.size):
-        state[0] = stream_state(base, numbers[j])
-        _one_record(index, cache, path, member_offsets, member_ids, n_attrs, state, order, candidates, weights)
-        emit_path(path, n_attrs, out_offsets, out_ids, j)
+def _clear(ws, u, member_offsets, member_ids, states, s, t, n_attrs):
+    """Zeroes the histogram entries a state touched (its ids and its unvisited columns' values)."""
+    for j in range(u):
+        column = ws.unvisited[j]
+        for i in range(member_offsets[column], member_offsets[column + 1]):
+            ws.hist[0, member_ids[i]] = 0
+    for d in range(t):
+        if states[s, d] < n_attrs:
+            ws.hist[0, states[s, d]] = 0
 
 
-def unseeded_records(oracle: SupportOracle, seed: int, numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Records ``t`` for every ``t`` in ``numbers`` (stream ``(seed, PHASE_UNSEEDED, t)``).
+@kernel
+def _expand(index, path, base, columns, member_offsets, member_ids, states, runs, first,
+            children, done, ws, counters):
+    """Expands states ``first..`` of a level until an output buffer could overflow;
+    ``counters`` receives ``[next state, children written, finished written]``."""
+    n_attrs = columns.size
+    n_columns = member_offsets.size - 1
+    t = states.shape[1]
+    n_children = 0
+    n_done = 0
+    s = first
+    while s < states.shape[0]:
+        for c in range(n_columns):
+            ws.visited[c] = False
+        for d in range(t):
+            ident = states[s, d]
+            ws.visited[columns[ident] if ident < n_attrs else ident - n_attrs] = True
+        u = 0
+        outcomes = 1
+        for c in range(n_columns):
+            if not ws.visited[c]:
+                ws.unvisited[u] = c
+                u += 1
+                outcomes += member_offsets[c + 1] - member_offsets[c] + 1
+        ws.n_unvisited[0] = u
+        needed = min(runs[s], outcomes)
+        if n_children + needed > children.runs.size or n_done + needed > done.runs.size:
+            break
+        if u == 0:
+            _emit_finished(states, s, t, n_attrs, runs[s], done, n_done)
+            n_done += 1
+            s += 1
+            continue
+        _walk_to(index, path, states, s, t)
+        ws.state[0] = stream_state(base, path.keys[t, 0])
+        split_runs(ws.ones, u, runs[s], ws.state, ws.column_split)
+        one_by_one = _per_candidate(index, path, t, member_offsets, ws, u)
+        total = 0
+        if one_by_one:
+            for j in range(u):
+                column = ws.unvisited[j]
+                if ws.column_split[j] > 0:
+                    for i in range(member_offsets[column], member_offsets[column + 1]):
+                        ws.hist[0, member_ids[i]] = support_of(index, path, member_ids[i], t)
+        else:
+            total = add_rows(index, path, t, ws.hist, 0, 1)
+        n_children, n_done = _unseeded_state(index, path, states, s, t, n_attrs, member_offsets, member_ids, runs[s],
+                                             total, one_by_one, ws, children, n_children, done, n_done)
+        _clear(ws, u, member_offsets, member_ids, states, s, t, n_attrs)
+        s += 1
+    counters[0], counters[1], counters[2] = s, n_children, n_done
+
+
+class Expander:
+    """Expands levels of unseeded merged runs over one support index (kept with its scratch).
+
+    Args:
+        index: The support index, built with ``keep_rows=True``.
+        capacity: Children buffered per compiled call.
+    """
+
+    def __init__(self, index: DistinctIndex, capacity: int = 1 << 16):
+        if index.row_offsets.size != index.n_rows + 1:
+            raise ValueError("merged runs need an index built with keep_rows=True")
+        self.index = index
+        self.capacity = capacity
+        self.path: PathParts = new_path(index)
+        space = index.space
+        self.columns = np.asarray(space.columns, dtype=np.int64)
+        self.member_offsets, self.member_ids = space.members()
+        width = 1 + int(np.diff(self.member_offsets).max(initial=0))
+        n_columns = max(1, space.n_columns)
+        self.scratch = _Scratch(np.zeros((1, max(1, space.n_attrs)), np.int64), np.zeros(n_columns, np.bool_),
+                                np.zeros(n_columns, np.int64), np.zeros(1, np.int64), np.ones(n_columns, np.int64),
+                                np.zeros(n_columns, np.int64), np.zeros(width, np.int64), np.zeros(width, np.int64),
+                                np.zeros(1, np.uint64))
+
+    def expand(self, level: StateLevel, base: np.uint64) -> LevelOutput:
+        """Splits the runs of every state of ``level`` (one level: ``level.ids`` is ``(S, t)``).
+
+        Args:
+            level: The states and their runs.
+            base: Stream base key; a state's draws use the stream ``(base, its zobrist key)``.
+
+        Returns:
+            The children (level ``t + 1``, not merged: a child may repeat) and the records that
+            ended, in the order of the input states.
+        """
+        states = np.ascontiguousarray(level.ids, dtype=np.int64)
+        runs = np.asarray(level.runs, dtype=np.int64)
+        t = states.shape[1]
+        n_columns = self.index.space.n_columns
+        path_reset(self.path, self.index.parts())
+        parts: list[LevelOutput] = []
+        most = self.index.space.n_attrs + 2 * n_columns + 1            # children of one state, at most
+        first, capacity = 0, int(max(1, min(self.capacity, np.minimum(runs, most).sum())))
+        counters = np.zeros(3, np.int64)
+        while first < len(runs):
+            children = StateLevel(np.zeros((capacity, t + 1), np.int64), np.zeros(capacity, np.int64))
+            done = FinishedRecords(np.zeros((capacity, max(1, n_columns)), np.int64), np.zeros(capacity, np.int64),
+                                   np.zeros(capacity, np.int64))
+            _expand(self.index.parts(), self.path, base, self.columns, self.member_offsets, self.member_ids, states,
+                    runs, first, children, done, self.scratch, counters)
+            after, n_children, n_done = (int(v) for v in counters)
+            if after == first:                 # one state needs more room than the buffers have
+                capacity *= 4
+                continue
+            parts.append(LevelOutput(StateLevel(children.ids[:n_children], children.runs[:n_children]),
+                                     FinishedRecords(*(array[:n_done] for array in done))))
+            first = after
+        if not parts:
+            parts.append(LevelOutput(StateLevel(np.zeros((0, t + 1), np.int64), np.zeros(0, np.int64)),
+                                     FinishedRecords(np.zeros((0, max(1, n_columns)), np.int64),
+                                                     np.zeros(0, np.int64), np.zeros(0, np.int64))))
+        return LevelOutput(
+            StateLevel(np.concatenate([p.children.ids for p in parts]),
+                       np.concatenate([p.children.runs for p in parts])),
+            FinishedRecords(*(np.concatenate([getattr(p.finished, name) for p in parts])
+                              for name in FinishedRecords._fields)))
+
+
+def root_level(n_records: int) -> StateLevel:
+    """Level 0: every one of the N runs in the empty state."""
+    return StateLevel(np.zeros((1, 0), np.int64), np.array([n_records], np.int64))
+
+
+def merge_states(level: StateLevel) -> StateLevel:
+    """The distinct states of a level with their runs summed, in ascending (lexicographic) order."""
+    if not len(level.runs):
+        return level
+    distinct, inverse = np.unique(level.ids, axis=0, return_inverse=True)
+    return StateLevel(distinct, np.bincount(inverse.ravel(), weights=level.runs, minlength=len(distinct))
+                      .astype(np.int64))
+
+
+def unseeded_groups(index: DistinctIndex, seed: int, n_records: int) -> FinishedRecords:
+    """Spec §4.2 in one process: every level, merged, from ``n_records`` runs in the empty state.
 
     Returns:
-        CSR ``(offsets, ids)`` in the order of ``numbers`` (records may be empty).
+        The records with their numbers of runs (Σ runs = N; a record may repeat across rows).
     """
-    numbers = np.asarray(numbers, dtype=np.int64)
-    space = oracle.index.space
-    member_offsets, member_ids = space.members()
-    out_offsets = np.zeros(numbers.size + 1, dtype=np.int64)
-    out_ids = np.zeros(max(1, numbers.size * space.n_columns), dtype=np.int64)
-    width = 1 + int(np.diff(member_offsets).max(initial=0))
-    _batch(oracle.index.parts(), oracle.cache.parts(), oracle.path, stream_base(seed, PHASE_UNSEEDED), member_offsets,
-           member_ids, space.n_attrs, numbers, out_offsets, out_ids, np.zeros(1, dtype=np.uint64),
-           np.zeros(max(1, space.n_columns), dtype=np.int64), np.zeros(width, dtype=np.int64),
-           np.zeros(width, dtype=np.int64))
-    return out_offsets, out_ids[:out_offsets[-1]]
+    expander, base = Expander(index), stream_base(seed, PHASE_UNSEEDED)
+    level = root_level(n_records)
+    finished: list[FinishedRecords] = []
+    while len(level.runs):
+        out = expander.expand(level, base)
+        finished.append(out.finished)
+        level = merge_states(out.children)
+    return FinishedRecords(*(np.concatenate([getattr(f, name) for f in finished]) for name in FinishedRecords._fields))
