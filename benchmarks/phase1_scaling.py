@@ -10,7 +10,7 @@ size, which is what the generate stage's per-record cost follows.
 
 Usage::
 
-    .venv/bin/python benchmarks/phase1_scaling.py [--rows 1e6 1e7] [--data-dir /tmp/scaled] [--k 10] [--value-by-value]
+    .venv/bin/python benchmarks/phase1_scaling.py [--rows 1e6 1e7] [--data-dir /tmp/scaled] [--k 10] [--with-rows]
 """
 
 from __future__ import annotations
@@ -67,14 +67,15 @@ def main() -> None:
     parser.add_argument("--data-dir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "scaled"))
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--cache", type=int, default=100_000)
-    parser.add_argument("--value-by-value", action="store_true",
-                        help="index without its rows: every support a query per value (no histogram supports)")
+    parser.add_argument("--with-rows", action="store_true",
+                        help="index with its rows (histogram supports; the generate stage keeps them only for "
+                             "value_seeded and unseeded)")
     args = parser.parse_args()
     print(f"{'records':>11} {'distinct':>9} {'index MB':>9} {'phase 1 s':>10} {'µs/record':>10} {'ratio':>6}")
     first = None
     for n in (int(r) for r in args.rows):
         offsets, ids, weights, space = distinct_rows(scaled_table(n, args.data_dir))
-        index = DistinctIndex(offsets, ids, weights, space, args.k, keep_rows=not args.value_by_value)
+        index = DistinctIndex(offsets, ids, weights, space, args.k, keep_rows=args.with_rows)
         oracle = SupportOracle(index, args.cache)
         hashes = row_hashes(offsets, ids)
         grow_rows(oracle, 1, hashes[:5], offsets[:6], ids, weights[:5])       # compile / load the numba cache

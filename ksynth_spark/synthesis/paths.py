@@ -32,8 +32,9 @@ from ksynth_spark.synthesis.cache import SupportCache, cache_entry
 from ksynth_spark.synthesis.index import DistinctIndex, has_bit, popcount, weighted_and, weighted_rows
 
 _ONE = np.uint64(1)
-#: Cost of reading one value of one row in a histogram, in bitset words ANDed (measured: a pass
-#: over scattered rows costs several sequential word operations per value).
+#: Cost of reading one value of one row in a histogram, in bitset words ANDed, for the support
+#: cache (measured on consolidation: a pass over scattered rows costs several sequential word
+#: operations per value).
 _HISTOGRAM_COST = 4
 #: Weighted support that marks a node as small when the path has no better bound.
 _UNKNOWN_SUPPORT = np.int64(1) << np.int64(62)
@@ -154,7 +155,7 @@ def support_of(index, path, attr, depth):
 
 
 @kernel
-def row_count(path, depth):
+def _row_count(path, depth):
     """Number of distinct rows in ``Rows(P)`` at ``depth`` (known there)."""
     if path.n_rows[depth] >= 0:
         return path.n_rows[depth]
@@ -191,10 +192,24 @@ def add_rows(index, path, depth, target, line, sign):
 
 
 @kernel
-def values_per_row(index):
+def _values_per_row(index):
     """Average attributes per distinct row, plus one (0 when the index keeps no rows)."""
     rows = index.row_offsets.size - 1
     return (index.row_ids.size + rows) // rows if rows > 0 else 0
+
+
+@kernel
+def histogram_pays(index, path, depth, candidates, bitset_cost):
+    """Whether one pass over the rows of ``Rows(P)`` (known at ``depth``) costs less than a query
+    per candidate: a lookup per row of a row list, or an AND per word of a bitset (weighed by
+    ``bitset_cost``, the histogram's cost per value read in words ANDed). False when the index
+    keeps no rows."""
+    per_row = _values_per_row(index)
+    if per_row == 0:
+        return False
+    if path.n_rows[depth] >= 0:
+        return per_row < candidates
+    return bitset_cost * _row_count(path, depth) * per_row < candidates * path.words.shape[1]
 
 
 @kernel
@@ -210,10 +225,9 @@ def supports(index, cache, path, candidates, n, out):
         for i in range(n):
             out[i] = index.counts[candidates[i]]
         return
-    per_row = values_per_row(index)
     if path.node_support[depth] <= path.rows.shape[1]:     # a small node: its row list answers
         path_rows(path, index.bits)
-        if 0 < per_row < n and path.n_rows[depth] >= 0:
+        if histogram_pays(index, path, depth, n, _HISTOGRAM_COST):
             add_rows(index, path, depth, path.hist, 0, 1)
             for i in range(n):
                 attr = candidates[i]
@@ -225,17 +239,16 @@ def supports(index, cache, path, candidates, n, out):
         return
     vectors = cache.vectors
     entry = cache_entry(cache, path.keys[depth, 0], path.keys[depth, 1])
-    if per_row > 0:
-        missing = 0
-        for i in range(n):
-            if vectors[entry, candidates[i]] < 0:
-                missing += 1
-        if missing > 0:
-            path_rows(path, index.bits)
-            if _HISTOGRAM_COST * row_count(path, depth) * per_row < missing * path.words.shape[1]:
-                for a in range(index.n_attrs):
-                    vectors[entry, a] = 0
-                add_rows(index, path, depth, vectors, entry, 1)
+    missing = 0
+    for i in range(n):
+        if vectors[entry, candidates[i]] < 0:
+            missing += 1
+    if missing > 0 and index.row_ids.size > 0:
+        path_rows(path, index.bits)
+        if histogram_pays(index, path, depth, missing, _HISTOGRAM_COST):
+            for a in range(index.n_attrs):
+                vectors[entry, a] = 0
+            add_rows(index, path, depth, vectors, entry, 1)
     for i in range(n):
         attr = candidates[i]
         if vectors[entry, attr] < 0:

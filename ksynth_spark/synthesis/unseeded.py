@@ -44,14 +44,13 @@ from ksynth_spark.synthesis.index import DistinctIndex
 from ksynth_spark.synthesis.paths import (
     PathParts,
     add_rows,
+    histogram_pays,
     new_path,
     path_push,
     path_reset,
     path_rows,
     path_truncate,
-    row_count,
     support_of,
-    values_per_row,
 )
 
 _UNKNOWN = np.int64(1) << np.int64(62)
@@ -114,18 +113,14 @@ def _walk_to(index, path, states, s, t):
 
 
 @kernel
-def _per_candidate(index, path, t, member_offsets, ws, u):
-    """Whether the supports of the values of the columns that received runs are cheaper one
-    candidate at a time (``Rc`` large or few candidates) than as one histogram of ``Rc``'s rows."""
+def _candidates(member_offsets, ws, u):
+    """Number of outcomes (values and "empty") of the columns that received runs."""
     candidates = 0
     for j in range(u):
         if ws.column_split[j] > 0:
             column = ws.unvisited[j]
             candidates += member_offsets[column + 1] - member_offsets[column] + 1
-    per_row = values_per_row(index)
-    if path.n_rows[t] >= 0:                 # a row list: a lookup per row and candidate
-        return candidates < per_row
-    return candidates * path.words.shape[1] < row_count(path, t) * per_row   # a bitset: an AND per word
+    return candidates
 
 
 @kernel
@@ -239,7 +234,7 @@ def _expand(index, path, base, columns, member_offsets, member_ids, states, runs
         _walk_to(index, path, states, s, t)
         ws.state[0] = stream_state(base, path.keys[t, 0])
         split_runs(ws.ones, u, runs[s], ws.state, ws.column_split)
-        one_by_one = _per_candidate(index, path, t, member_offsets, ws, u)
+        one_by_one = not histogram_pays(index, path, t, _candidates(member_offsets, ws, u), 1)
         total = 0
         if one_by_one:
             for j in range(u):
