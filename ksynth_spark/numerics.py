@@ -14,7 +14,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ksynth_spark.jit import kernel
+from ksynth_spark.jit import inline_kernel, kernel
 
 
 def floor_k(x, k: int):
@@ -22,16 +22,42 @@ def floor_k(x, k: int):
     return (x // k) * k
 
 
+@inline_kernel
+def _r8_h(n, p):
+    """``h = (n + 1/3)·p + 1/3`` of ``Quantile_R8`` for ``n`` values (its ``j`` is ``floor(h)``)."""
+    return (n + 1.0 / 3.0) * p + 1.0 / 3.0
+
+
 @kernel
-def quantile_r8_row(values, row, n, p):
-    """``Quantile_R8`` of the sorted ``values[row, :n]`` (compiled; ``n >= 1``)."""
-    h = (n + 1.0 / 3.0) * p + 1.0 / 3.0
+def quantile_r8_span(n_max, p):
+    """How many of the largest values ``Quantile_R8(x, p)`` reads at most, over sorted lists of
+    ``1..n_max`` values: keeping that many largest values of a growing list keeps it exact."""
+    span = 1
+    for n in range(1, n_max + 1):
+        j = int(math.floor(_r8_h(n, p)))
+        if j <= 0 or p == 0.0:
+            need = n
+        elif j >= n or p == 1.0:
+            need = 1
+        else:
+            need = n - j + 1
+        if need > span:
+            span = need
+    return span
+
+
+@kernel
+def quantile_r8_top(values, row, n, kept, p):
+    """``Quantile_R8`` of a sorted list of ``n >= 1`` values whose ``kept`` largest are
+    ``values[row, :kept]`` (ascending; ``kept >= min(n, quantile_r8_span(n, p))``)."""
+    h = _r8_h(n, p)
     j = np.int64(math.floor(h))
+    skipped = n - kept
     if j <= 0 or p == 0.0:
         return float(values[row, 0])
     if j >= n or p == 1.0:
-        return float(values[row, n - 1])
-    return values[row, j - 1] + (h - j) * (values[row, j] - values[row, j - 1])
+        return float(values[row, kept - 1])
+    return values[row, j - 1 - skipped] + (h - j) * (values[row, j - skipped] - values[row, j - 1 - skipped])
 
 
 @kernel

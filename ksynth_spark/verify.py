@@ -4,7 +4,8 @@ The module's one job: check, for ANY synthetic dataset (TSV, CSV, Parquet or Del
 made it), that every synthetic record and every synthetic combination of up to ``length``
 attributes describes at least ``k`` sensitive records. It shares no code with the synthesizer:
 both tables are parsed with the load stage's rules (:mod:`ksynth_spark.load`), and supports are
-computed here with numpy over per-attribute bitsets of the distinct sensitive rows.
+computed here, by this module's own compiled loop, over per-attribute bitsets of the distinct
+sensitive rows.
 
 How it runs (what reaches the driver):
 
@@ -43,10 +44,10 @@ from pyspark.storagelevel import StorageLevel
 
 from ksynth_spark.aggregate import count_combinations_df
 from ksynth_spark.arrow_jobs import broadcast, csr, map_batches, numbers, record_batch
-from ksynth_spark.combinations import records_by_size
 from ksynth_spark.config import Config
 from ksynth_spark.errors import InputDataError, PrivacyCheckError
 from ksynth_spark.inputs import Column, malformed_rows_as_input_error, match_key, normalise_name, read_raw
+from ksynth_spark.jit import kernel
 from ksynth_spark.load import ROW_INDEX, load_encoded, long_attributes, parse_rows, with_row_index
 from ksynth_spark.model import EncodedData
 from ksynth_spark.numerics import floor_k
@@ -55,8 +56,6 @@ logger = logging.getLogger(__name__)
 
 SYNTHETIC_FORMATS = ("tsv", "csv", "parquet", "delta")
 _EXTENSIONS = {".tsv": "tsv", ".tab": "tsv", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-# Bitset words ANDed at once per kernel block (bounds executor memory to ~16 MB per block).
-_BLOCK_WORDS = 2_000_000
 
 
 # ---------------------------------------------------------------------------------- bitsets
@@ -100,36 +99,81 @@ def sensitive_bitsets(data: EncodedData) -> SensitiveBitsets:
     return SensitiveBitsets(bits, planes, plane_words.astype(np.int64), int(weights.sum()))
 
 
+@kernel
+def _popcount(x):
+    """Set bits of a uint64 (this module's own: the audit shares no code with the synthesizer)."""
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
+@kernel
+def _sorted_supports(bits, planes, plane_words, offsets, ids, order, n_records, acc, out):
+    """Supports of CSR sets visited in lexicographic ``order``: ``acc[j]`` keeps the AND of the
+    current set's first ``j`` bitsets, reused by the next set that shares those ``j`` ids."""
+    known = 0
+    prev = -1
+    for i in range(order.size):
+        r = order[i]
+        start, size = offsets[r], offsets[r + 1] - offsets[r]
+        common = 0
+        if prev >= 0:
+            prev_start, prev_size = offsets[prev], offsets[prev + 1] - offsets[prev]
+            while (common < size and common < prev_size and common < known
+                   and ids[start + common] == ids[prev_start + common]):
+                common += 1
+        prev = r
+        known = size
+        if size == 0:
+            out[r] = n_records
+            continue
+        n_words = bits.shape[1]
+        for j in range(common, size):
+            attr = ids[start + j]
+            if j == 0:
+                for w in range(n_words):
+                    acc[1, w] = bits[attr, w]
+            else:
+                for w in range(n_words):
+                    acc[j + 1, w] = acc[j, w] & bits[attr, w]
+        total = 0
+        for b in range(planes.shape[0]):
+            for w in range(plane_words[b]):
+                total += _popcount(acc[size, w] & planes[b, w]) << b
+        out[r] = total
+
+
 def set_supports(index: SensitiveBitsets, offsets: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Support of every attribute set of a CSR batch: the records of the distinct sensitive rows
-    holding all its attributes. The empty set has support N."""
-    bits, planes = index.bits, index.planes
-    supports = np.full(len(offsets) - 1, index.n_records, dtype=np.int64)
-    block = max(1, _BLOCK_WORDS // bits.shape[1])
-    for rows, matrix in records_by_size(offsets, ids):
-        for start in range(0, len(rows), block):
-            part = matrix[start:start + block]
-            acc = bits[part[:, 0]]
-            for j in range(1, part.shape[1]):
-                acc &= bits[part[:, j]]
-            total = np.zeros(len(part), dtype=np.int64)
-            for b in range(planes.shape[0]):
-                end = index.plane_words[b]
-                if end:
-                    total += np.bitwise_count(acc[:, :end] & planes[b, :end]).sum(axis=1, dtype=np.int64) << b
-            supports[rows[start:start + block]] = total
+    holding all its attributes (the weighted popcount of the AND of their bitsets; sets are
+    visited in lexicographic order so that a shared prefix is ANDed once). The empty set has
+    support N."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    ids = np.asarray(ids, dtype=np.int64)
+    sizes = np.diff(offsets)
+    longest = int(sizes.max(initial=0))
+    padded = np.full((len(sizes), max(1, longest)), -1, dtype=np.int64)
+    padded[np.repeat(np.arange(len(sizes)), sizes), np.arange(ids.size) - np.repeat(offsets[:-1], sizes)] = ids
+    order = np.lexsort(padded.T[::-1]).astype(np.int64)
+    supports = np.zeros(len(sizes), dtype=np.int64)
+    acc = np.zeros((longest + 1, index.bits.shape[1]), dtype=np.uint64)
+    _sorted_supports(index.bits, index.planes, index.plane_words, offsets, ids, order, index.n_records, acc,
+                     supports)
     return supports
 
 
 def _supports(sets: DataFrame, shared) -> DataFrame:
-    """``length, support, weight`` for each row of ``sets`` (``attrs, weight``), on executors."""
-    def kernel(batch: pa.RecordBatch, index: SensitiveBitsets) -> pa.RecordBatch:
+    """``length, support, weight`` for each row of ``sets`` (``attrs, weight``), on executors
+    (spread over at least two tasks per core, sorted so that neighbours share prefixes)."""
+    def batch_supports(batch: pa.RecordBatch, index: SensitiveBitsets) -> pa.RecordBatch:
         offsets, ids = csr(batch)
         return record_batch(length=np.diff(offsets).astype(np.int32), support=set_supports(index, offsets, ids),
                             weight=numbers(batch, "weight"))
 
-    return map_batches(sets.select("attrs", "weight"), "length int, support long, weight long", kernel,
-                       setup=lambda: shared.value)
+    tasks = 2 * sets.sparkSession.sparkContext.defaultParallelism
+    spread = sets.select("attrs", "weight").repartitionByRange(tasks, "attrs").sortWithinPartitions("attrs")
+    return map_batches(spread, "length int, support long, weight long", batch_supports, setup=lambda: shared.value)
 
 
 # ---------------------------------------------------------------------------------- the audit

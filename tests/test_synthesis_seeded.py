@@ -14,10 +14,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from ksynth_spark.randomness import PHASE_VALUE_SEEDED, RandomStream
-from ksynth_spark.synthesis.consolidation import SeedSampler, consolidate, seeded_quotas
 from ksynth_spark.synthesis.index import DistinctIndex
-from ksynth_spark.synthesis.paths import SupportOracle, path_push, path_reset, supports
+from ksynth_spark.synthesis.paths import SupportOracle, path_push, path_reset, record_reset, record_supports, supports
 from ksynth_spark.synthesis.seeded import grow_rows
 from tests.synthetic_tables import EXAMPLE_ROWS, Table, random_table
 
@@ -156,7 +154,8 @@ def test_lru_cache_evicts_and_stays_consistent():
 def test_histogram_supports_equal_value_by_value_queries():
     """Supports counted by one pass over the rows (an index with its rows, many candidates) equal
     the brute-force counts, for partial records answered by row lists and by bitsets, through
-    the cache and not; and phase 1 and consolidation give the same output without the rows."""
+    the cache and not, and kept along a growing record; and phase 1 gives the same output
+    without the rows."""
     table = random_table(11, n_rows=3000, n_columns=7, k=3)
     plain = DistinctIndex(table.offsets, table.ids, table.weights, table.space, table.k)
     assert table.index.row_ids.size and not plain.row_ids.size
@@ -180,7 +179,15 @@ def test_histogram_supports_equal_value_by_value_queries():
         with_rows = grow(table, 5, oracle=SupportOracle(table.index, cache_size))
         without = grow(table, 5, oracle=SupportOracle(plain, cache_size))
         assert _sets(with_rows) == _sets(without) and with_rows.runs.tolist() == without.runs.tolist()
-    quota = seeded_quotas(table.n, table.k)
-    built = [consolidate(quota, SeedSampler(SupportOracle(index, 64)), table.space,
-                         RandomStream(2, PHASE_VALUE_SEEDED, 0)).records() for index in (table.index, plain)]
-    assert built[0] == built[1]
+    oracle = SupportOracle(table.index, 8)
+    record_reset(oracle.path)
+    for record in rng.choice(len(table.records), 30):           # records that only grow (Consolidate)
+        path_reset(oracle.path, table.index.parts())
+        record_reset(oracle.path)
+        partial: list[int] = []
+        for a in sorted(table.records[record]):
+            partial.append(a)
+            path_push(oracle.path, table.index.zobrist, a, table.support(partial))
+            out = np.zeros(everything.size, dtype=np.int64)
+            record_supports(table.index.parts(), oracle.cache.parts(), oracle.path, everything, everything.size, out)
+            assert out.tolist() == [table.support(set(partial) | {b}) for b in everything]

@@ -21,6 +21,7 @@ from ksynth_spark.combinations import ComboCodec, csr_from_lists, records_by_siz
 from ksynth_spark.jit import allocating_kernel, inline_kernel, kernel
 from ksynth_spark.numerics import decimal_fraction
 from ksynth_spark.randomness import finalize
+from ksynth_spark.synthesis.index import popcount
 
 
 class TableParts(NamedTuple):
@@ -31,6 +32,8 @@ class TableParts(NamedTuple):
         slots: The open-addressing hash of the keys; bits, per_word, length: the packing.
         query, combo: Lookup scratch.
         child_offsets, child_attrs, child_rows: The lattice (row -> rows with one more id).
+        child_counts: The count of every child (``counts[child_rows]``: one read less per lookup).
+        child_slots, child_bits, child_ranks: Its bitmaps (see :meth:`AggregateTable._lattice_bitmaps`).
     """
 
     keys: np.ndarray
@@ -44,6 +47,10 @@ class TableParts(NamedTuple):
     child_offsets: np.ndarray
     child_attrs: np.ndarray
     child_rows: np.ndarray
+    child_counts: np.ndarray
+    child_slots: np.ndarray
+    child_bits: np.ndarray
+    child_ranks: np.ndarray
 
 
 class SubsetParts(NamedTuple):
@@ -134,12 +141,16 @@ class AggregateTable:
         n_slots = 1 << max(4, int(2 * max(1, n_rows) - 1).bit_length())
         self.slots = _build_slots(self.keys, n_slots)
         self.child_offsets = np.zeros(n_rows + 2, dtype=np.int64)
-        self.child_attrs = self.child_rows = np.zeros(0, dtype=np.int32)
+        self.child_attrs = self.child_rows = self.child_slots = np.zeros(0, dtype=np.int32)
+        self.child_counts = np.zeros(0, dtype=np.int64)
+        self.child_bits, self.child_ranks = np.zeros((0, 1), dtype=np.uint64), np.zeros((0, 1), dtype=np.int32)
         parent, attr, child = self._lattice_edges()
         order = np.lexsort((attr, parent))
         self.child_offsets = np.searchsorted(parent[order], np.arange(n_rows + 2)).astype(np.int64)
         # int32 halves the lattice's cache footprint (random lookups are memory-bound)
         self.child_attrs, self.child_rows = attr[order].astype(np.int32), child[order].astype(np.int32)
+        self.child_counts = self.counts[self.child_rows]
+        self._lattice_bitmaps()
 
     @classmethod
     def from_combos(cls, combos: Sequence[Sequence[int]], counts: Sequence[int], n_attrs: int,
@@ -161,7 +172,8 @@ class AggregateTable:
         return TableParts(self.keys, self.counts, self.slots, np.int64(self.codec.bits),
                           np.int64(self.codec.per_word), np.int64(self.length),
                           np.zeros(self.codec.n_words, dtype=np.int64), np.zeros(self.length + 2, dtype=np.int64),
-                          self.child_offsets, self.child_attrs, self.child_rows)
+                          self.child_offsets, self.child_attrs, self.child_rows, self.child_counts, self.child_slots,
+                          self.child_bits, self.child_ranks)
 
     def _lattice_edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(parent, attr, child)`` for every row ``child`` and each of its attributes ``attr``
@@ -175,6 +187,33 @@ class AggregateTable:
         edges = np.zeros((3, total), dtype=np.int64)
         made = _fill_lattice_edges(parts, len(self), edges, ids, np.zeros(self.length, dtype=np.int64))
         return edges[0, :made], edges[1, :made], edges[2, :made]
+
+    def _lattice_bitmaps(self) -> None:
+        """Bitmaps of the lattice, so that :func:`child_row` takes O(1) instead of a binary search.
+
+        Every row with children (and the root) gets a slot (``child_slots[row]``, -1 = none):
+        ``child_bits[slot]`` has bit ``a`` set iff ``combination ∪ {a}`` is a row, and
+        ``child_ranks[slot, w]`` counts the children with an id below word ``w``, so the child's
+        position is ``child_offsets[row] + child_ranks[slot, w] + popcount(lower bits of word w)``.
+        Skipped (binary searches instead) when the bitmaps would outgrow the lattice itself
+        (very many attributes and sparse rows).
+        """
+        n_words = (self.n_attrs + 63) // 64
+        parents = np.repeat(np.arange(len(self) + 1), np.diff(self.child_offsets))
+        has_children = np.diff(self.child_offsets) > 0
+        n_slots = int(has_children.sum())
+        if n_slots * n_words > max(2 * len(parents), 1 << 16):
+            return
+        slots = np.full(len(self) + 1, -1, dtype=np.int32)
+        slots[has_children] = np.arange(n_slots, dtype=np.int32)
+        attrs = self.child_attrs.astype(np.int64)
+        cells = (slots[parents].astype(np.int64), attrs >> 6)
+        bits = np.zeros((n_slots, n_words), dtype=np.uint64)
+        np.bitwise_or.at(bits, cells, np.left_shift(np.uint64(1), (attrs & 63).astype(np.uint64)))
+        per_word = np.zeros((n_slots, n_words), dtype=np.int64)
+        np.add.at(per_word, cells, 1)
+        self.child_slots, self.child_bits = slots, bits
+        self.child_ranks = (np.cumsum(per_word, axis=1) - per_word).astype(np.int32)
 
     def find(self, combos: Sequence[Sequence[int]]) -> np.ndarray:
         """Row of every combination (any id order), or -1 when absent."""
@@ -197,6 +236,7 @@ class AggregateTable:
         copy = object.__new__(AggregateTable)
         copy.__dict__.update(self.__dict__)
         copy.counts = np.asarray(counts, dtype=np.int64)
+        copy.child_counts = copy.counts[self.child_rows]
         return copy
 
 
@@ -245,9 +285,18 @@ def _fill_lattice_edges(table, n_rows, edges, ids, rest):
 
 
 @inline_kernel
-def child_row(table, row, attr):
-    """Row of ``combination(row) ∪ {attr}`` through the lattice arrays, or -1."""
-    offsets, attrs, rows = table.child_offsets, table.child_attrs, table.child_rows
+def child_edge(table, row, attr):
+    """Position in the lattice arrays of ``combination(row) ∪ {attr}``, or -1 (through the
+    bitmaps when the row has them, else by a binary search)."""
+    offsets, attrs = table.child_offsets, table.child_attrs
+    if table.child_slots.size:
+        slot = table.child_slots[row]
+        if slot >= 0:
+            word = table.child_bits[slot, attr >> 6]
+            bit = np.uint64(1) << np.uint64(attr & 63)
+            if word & bit == 0:
+                return -1
+            return offsets[row] + table.child_ranks[slot, attr >> 6] + popcount(word & (bit - np.uint64(1)))
     lo, hi = offsets[row], offsets[row + 1]
     end = hi
     while lo < hi:
@@ -257,23 +306,15 @@ def child_row(table, row, attr):
         else:
             hi = mid
     if lo < end and attrs[lo] == attr:
-        return rows[lo]
+        return lo
     return -1
 
 
-@kernel
-def merge_into(values, row, n_old, new, n_new):
-    """Merges the ``n_new`` values ``new`` into the sorted ``values[row, :n_old]`` (sorts ``new`` first)."""
-    insertion_sort(new, 0, n_new)
-    i, j, out = n_old - 1, n_new - 1, n_old + n_new - 1
-    while j >= 0:
-        if i >= 0 and values[row, i] > new[j]:
-            values[row, out] = values[row, i]
-            i -= 1
-        else:
-            values[row, out] = new[j]
-            j -= 1
-        out -= 1
+@inline_kernel
+def child_row(table, row, attr):
+    """Row of ``combination(row) ∪ {attr}`` through the lattice arrays, or -1."""
+    edge = child_edge(table, row, attr)
+    return table.child_rows[edge] if edge >= 0 else -1
 
 
 # ---------------------------------------------------------------------------- subsets of a growing record

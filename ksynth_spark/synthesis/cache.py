@@ -153,3 +153,9 @@ def cache_entry(cache, key0, key1):
     for i in range(vectors.shape[1]):
         vectors[entry, i] = -1
     return entry
+
+
+@kernel
+def cache_has(cache, key0, key1):
+    """Whether a partial record has an entry (a lookup only: no LRU update, no counting)."""
+    return cache.slot_entry[_slot_of(cache.slot_keys, cache.slot_entry, key0, key1)] >= 0

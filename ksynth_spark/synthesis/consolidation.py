@@ -24,23 +24,30 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ksynth_spark.jit import inline_kernel, kernel
-from ksynth_spark.numerics import quantile_r8_row, round_half_away_scalar
+from ksynth_spark.jit import kernel
+from ksynth_spark.numerics import quantile_r8_span
 from ksynth_spark.randomness import RandomStream, draw
+from ksynth_spark.synthesis.aggregate_sampler import candidate_values, candidate_weights
 from ksynth_spark.synthesis.aggregate_table import (
     AggregateTable,
     accept,
     child_row,
-    extension_row,
     insertion_sort,
-    merge_into,
     new_combinations,
     new_subsets,
     push_subsets,
     subsets_reset,
 )
 from ksynth_spark.synthesis.index import AttributeSpace, DistinctIndex
-from ksynth_spark.synthesis.paths import SupportOracle, emit_path, path_push, path_reset, supports
+from ksynth_spark.synthesis.paths import (
+    SupportOracle,
+    emit_path,
+    path_push,
+    path_reset,
+    record_reset,
+    record_supports,
+)
+from ksynth_spark.synthesis.proposals import PROPOSALS, propose
 
 
 # ======================================================================================= consolidation
@@ -78,18 +85,32 @@ def _gather_open(open_ids, candidates):
 def _seed_record(index, cache, path, table, subsets, synthetic, ceiling, tries, quota, columns, member_offsets,
                  member_ids, state, scratch):
     """One Consolidate record with SeedSampler (spec §4.0), with the oversampling control of
-    §4.3 when ``synthetic`` (G) is not empty."""
+    §4.3 when ``synthetic`` (G) is not empty. Without the control, and when the index keeps
+    its rows, each step first tries row proposals (:mod:`.proposals`, same law); once they
+    fail, the record's remaining steps compute every candidate's support."""
     zobrist, k = index.zobrist, index.k
     open_ids, candidates, weights, rows = scratch
     controlled = synthetic.size > 0
     _open_ids(quota, open_ids)
     path_reset(path, index)
+    record_reset(path)
     subsets_reset(subsets, table.counts.size)
+    proposals = not controlled and index.post_rows.size > 0
     while True:
+        if proposals:
+            attr = propose(index, path, open_ids, columns, state, PROPOSALS)
+            proposals = attr >= 0               # once they fail, the record ends the exact way
+            if attr >= 0:
+                depth = path.state[0]
+                bound = min(path.node_support[depth], index.counts[attr])      # an upper bound of the support
+                path_push(path, zobrist, attr, bound)
+                _close_column(open_ids, member_offsets, member_ids, columns[attr])
+                quota[attr] -= 1
+                continue
         n = _gather_open(open_ids, candidates)
         if n == 0:
             break
-        supports(index, cache, path, candidates, n, weights)
+        record_supports(index, cache, path, candidates, n, weights)
         for i in range(n):
             if weights[i] < k:
                 weights[i] = 0
@@ -115,77 +136,35 @@ def _seed_record(index, cache, path, table, subsets, synthetic, ceiling, tries, 
         quota[attr] -= 1
 
 
-@inline_kernel
-def _weight_of(counts, synthetic, row):
-    """``weight(c)`` of a table row: ``A[c]`` (or ``A[c] - G[c]`` with synthetic counts), 0 = undefined."""
-    if row < 0:
-        return 0
-    value = counts[row]
-    if synthetic.size:
-        value -= synthetic[row]
-    return value if value > 0 else 0
-
-
 @kernel
-def _candidate_values(table, synthetic, subsets, first, whole, open_ids, work, buffer):
-    """Adds ``weight({a} ∪ s)`` for the subsets ``s`` tracked from entry ``first`` on to the
-    sorted weight list of every open candidate ``a``; an undefined one breaks ``a``. When
-    ``whole >= 0`` (``|P| <= R_A - 1``: entry ``whole`` is ``P``) also sets ``full[a] = weight(P ∪ {a})``."""
-    values, n_values, broken, full = work
-    counts = table.counts
-    last = subsets.count[0]
-    for a in range(open_ids.size):
-        if not open_ids[a]:
-            continue
-        if whole >= 0:
-            full[a] = _weight_of(counts, synthetic, extension_row(table, subsets, whole, a))
-        if broken[a]:
-            continue
-        n = 0
-        for e in range(first, last):
-            value = _weight_of(counts, synthetic, extension_row(table, subsets, e, a))
-            if value <= 0:
-                broken[a] = True
-                break
-            buffer[n] = value
-            n += 1
-        if not broken[a]:
-            merge_into(values, a, n_values[a], buffer, n)
-            n_values[a] += n
-
-
-@kernel
-def _aggregate_record(table, subsets, synthetic, p, quota, columns, member_offsets, member_ids, state, scratch,
-                      work, record):
-    """One Consolidate record with the spec §4.4 sampler (weights from the table only).
+def _aggregate_record(table, subsets, synthetic, p, span, quota, columns, member_offsets, member_ids, state,
+                      scratch, work, record):
+    """One Consolidate record with the spec §4.4 sampler (weights from the table only; see
+    :mod:`.aggregate_sampler`).
 
     The weight list of a candidate grows with the record: only the combinations created by
     the last attribute are looked up. ``G`` of combinations holding a candidate cannot change
-    while the record grows (they are not in it yet), so the lists stay exact.
+    while the record grows (they are not in it yet), so the lists stay exact. ``candidates``
+    holds the open ids in ascending order (the draw order), shrinking as columns close.
     """
     open_ids, candidates, weights, rows = scratch
-    values, n_values, broken, full = work
+    n_values, broken = work[1], work[2]
     length = table.length
-    _open_ids(quota, open_ids)
-    subsets_reset(subsets, table.counts.size)
-    for a in range(open_ids.size):
+    n = 0
+    for a in range(quota.size):
+        open_ids[a] = quota[a] > 0
         n_values[a] = 0
         broken[a] = False
-    _candidate_values(table, synthetic, subsets, 0, 0, open_ids, work, rows)
+        if open_ids[a]:
+            candidates[n] = a
+            n += 1
+    subsets_reset(subsets, table.counts.size)
+    candidate_values(table, synthetic, subsets, 0, 0, open_ids, candidates, n, work, span, weights, rows)
     size = 0
     while True:
-        n = _gather_open(open_ids, candidates)
+        n = candidate_weights(work, span, p, size + 1 > length, open_ids, candidates, n, weights)
         if n == 0:
             break
-        for i in range(n):
-            a = candidates[i]
-            if size + 1 <= length:
-                weights[i] = full[a]
-            elif broken[a]:
-                weights[i] = 0
-                open_ids[a] = False
-            else:
-                weights[i] = max(0, round_half_away_scalar(quantile_r8_row(values, a, n_values[a], p)))
         chosen = draw(weights, n, state)
         if chosen < 0:
             break
@@ -201,8 +180,8 @@ def _aggregate_record(table, subsets, synthetic, p, quota, columns, member_offse
         quota[attr] -= 1
         record[size] = attr
         size += 1
-        _candidate_values(table, synthetic, subsets, first, subsets.count[0] - 1 if size + 1 <= length else -1,
-                          open_ids, work, rows)
+        candidate_values(table, synthetic, subsets, first, subsets.count[0] - 1 if size + 1 <= length else -1,
+                         open_ids, candidates, n, work, span, weights, rows)
     return size
 
 
@@ -228,6 +207,7 @@ def _consolidate_chunk(kind, index, cache, path, table, subsets, synthetic, ceil
         ``(records built, status)``; status 0 = more to do, 1 = done, 2 = stalled.
     """
     n_attrs = quota.size
+    span = quantile_r8_span(work[0].shape[1], p) if kind == 1 else 1
     made = 0
     out_offsets[0] = 0
     while made < out_offsets.size - 1:
@@ -247,8 +227,8 @@ def _consolidate_chunk(kind, index, cache, path, table, subsets, synthetic, ceil
                          member_offsets, member_ids, state, scratch)
             emit_path(path, n_attrs, out_offsets, out_ids, made)
         else:
-            size = _aggregate_record(table, subsets, synthetic, p, quota, columns, member_offsets, member_ids,
-                                     state, scratch, work, record)
+            size = _aggregate_record(table, subsets, synthetic, p, span, quota, columns, member_offsets,
+                                     member_ids, state, scratch, work, record)
             start = out_offsets[made]
             for i in range(size):
                 out_ids[start + i] = record[i]

@@ -28,7 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ksynth_spark.jit import kernel
-from ksynth_spark.synthesis.cache import SupportCache, cache_entry
+from ksynth_spark.synthesis.cache import SupportCache, cache_entry, cache_has
 from ksynth_spark.synthesis.index import DistinctIndex, has_bit, popcount, weighted_and, weighted_rows
 
 _ONE = np.uint64(1)
@@ -52,7 +52,10 @@ class PathParts(NamedTuple):
         n_rows: Length of the row list, or -1 when Rows is a bitset.
         node_support: ``support(P)`` as known when ``P`` was pushed (an upper bound, or
             :data:`_UNKNOWN_SUPPORT`).
-        hist: ``(1, A)`` scratch of the histogram supports (zero between calls).
+        hist: ``(1, A)`` scratch of the histogram supports (zero between calls, except along
+            a growing record: see :func:`record_supports`).
+        hist_depth: ``[depth whose Rows hist counts, or -1 when hist is zero]``.
+        seen, free, cum: Per column and per row scratch of the row proposals (:mod:`.proposals`).
     """
 
     attrs: np.ndarray
@@ -63,16 +66,22 @@ class PathParts(NamedTuple):
     n_rows: np.ndarray
     node_support: np.ndarray
     hist: np.ndarray
+    hist_depth: np.ndarray
+    seen: np.ndarray
+    free: np.ndarray
+    cum: np.ndarray
 
 
 def new_path(index: DistinctIndex) -> PathParts:
     """Fresh scratch for records of up to ``C + 1`` ids (attributes and empty-column ids)."""
     depth = index.space.n_columns + 2
+    n_columns = max(1, index.space.n_columns)
     cap = max(64, index.n_words // 8)
     return PathParts(np.zeros(depth, np.int64), np.zeros((depth, 2), np.uint64),
                      np.zeros((depth, index.n_words), np.uint64), np.zeros(2, np.int64),
                      np.zeros((depth, cap), np.int64), np.full(depth, -1, np.int64), np.zeros(depth, np.int64),
-                     np.zeros((1, max(1, index.space.n_attrs)), np.int64))
+                     np.zeros((1, max(1, index.space.n_attrs)), np.int64), np.full(1, -1, np.int64),
+                     np.zeros(n_columns, np.bool_), np.zeros(n_columns, np.int64), np.zeros(cap, np.int64))
 
 
 @kernel
@@ -226,6 +235,7 @@ def supports(index, cache, path, candidates, n, out):
             out[i] = index.counts[candidates[i]]
         return
     if path.node_support[depth] <= path.rows.shape[1]:     # a small node: its row list answers
+        record_reset(path)
         path_rows(path, index.bits)
         if histogram_pays(index, path, depth, n, _HISTOGRAM_COST):
             add_rows(index, path, depth, path.hist, 0, 1)
@@ -255,6 +265,55 @@ def supports(index, cache, path, candidates, n, out):
             path_rows(path, index.bits)          # Rows(P), computed once per node and only on a miss
             vectors[entry, attr] = support_of(index, path, attr, depth)
         out[i] = vectors[entry, attr]
+
+
+@kernel
+def record_supports(index, cache, path, candidates, n, out):
+    """:func:`supports` for a record that only grows (Consolidate): at a small node the supports
+    come from ``path.hist``, a histogram of ``Rows(P)`` kept along the record and updated by
+    subtracting the rows the last attribute removed, so the record's rows are counted about once
+    rather than twice per step. Call :func:`record_reset` before the record's first step.
+    """
+    depth = path.state[0]
+    if depth == 0 or index.row_ids.size == 0:
+        supports(index, cache, path, candidates, n, out)
+        return
+    if path.node_support[depth] > path.rows.shape[1] and cache_has(cache, path.keys[depth, 0], path.keys[depth, 1]):
+        supports(index, cache, path, candidates, n, out)
+        return
+    path_rows(path, index.bits)
+    if path.n_rows[depth] < 0:
+        supports(index, cache, path, candidates, n, out)
+        return
+    offsets, ids, weights, rows, hist, known = (index.row_offsets, index.row_ids, index.weights, path.rows,
+                                                path.hist, path.hist_depth)
+    if known[0] != depth:
+        if known[0] == depth - 1 and path.n_rows[depth - 1] >= 0:
+            j = 0
+            kept = path.n_rows[depth]
+            for i in range(path.n_rows[depth - 1]):
+                row = rows[depth - 1, i]
+                if j < kept and rows[depth, j] == row:
+                    j += 1
+                    continue
+                for x in range(offsets[row], offsets[row + 1]):
+                    hist[0, ids[x]] -= weights[row]
+        else:
+            record_reset(path)
+            add_rows(index, path, depth, hist, 0, 1)
+        known[0] = depth
+    n_attrs = hist.shape[1]
+    for i in range(n):
+        attr = candidates[i]
+        out[i] = hist[0, attr] if attr < n_attrs else support_of(index, path, attr, depth)
+
+
+@kernel
+def record_reset(path):
+    """Zeroes the histogram :func:`record_supports` keeps along a record."""
+    if path.hist_depth[0] >= 0:
+        path.hist[0, :] = 0
+        path.hist_depth[0] = -1
 
 
 @kernel

@@ -63,6 +63,7 @@ from ksynth_spark.synthesis.consolidation import (
 from ksynth_spark.synthesis.index import AttributeSpace, DistinctIndex
 from ksynth_spark.synthesis.order import row_cells, value_ranks
 from ksynth_spark.synthesis.paths import SupportOracle
+from ksynth_spark.synthesis.runs import StateLevel, merge_states
 from ksynth_spark.synthesis.seeded import grow_rows
 from ksynth_spark.synthesis.suppression import (
     Occurrences,
@@ -71,7 +72,7 @@ from ksynth_spark.synthesis.suppression import (
     select_smallest,
     smallest_occurrences,
 )
-from ksynth_spark.synthesis.unseeded import Expander, StateLevel, merge_states
+from ksynth_spark.synthesis.unseeded import Expander
 
 if TYPE_CHECKING:
     from pyspark import Broadcast
@@ -236,8 +237,9 @@ class _shared_index:
         started = time.monotonic()
         table = run.data.rows.select("attrs", "weight").toArrow()
         offsets, ids = csr(table)
-        # The rows themselves serve the histogram supports: unseeded's levels, and value_seeded's
-        # consolidation (many candidates per step); row_seeded's phase 1 asks few per step.
+        # The rows themselves (and every value's rows, with running weights) serve the histogram
+        # supports of unseeded's levels and value_seeded's row proposals; row_seeded's phase 1
+        # asks few supports per step and its phase 2 consolidates small leftovers.
         index = DistinctIndex(offsets, ids, numbers(table, "weight"), run.space, run.config.k,
                               keep_rows=run.config.synthesis_mode in ("unseeded", "value_seeded"))
         self._broadcast = broadcast(run.spark, index)

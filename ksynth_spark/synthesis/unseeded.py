@@ -41,48 +41,19 @@ import numpy as np
 from ksynth_spark.jit import kernel
 from ksynth_spark.randomness import PHASE_UNSEEDED, split_runs, stream_base, stream_state
 from ksynth_spark.synthesis.index import DistinctIndex
-from ksynth_spark.synthesis.paths import (
-    PathParts,
-    add_rows,
-    histogram_pays,
-    new_path,
-    path_push,
-    path_reset,
-    path_rows,
-    path_truncate,
-    support_of,
+from ksynth_spark.synthesis.paths import PathParts, add_rows, histogram_pays, new_path, path_reset, support_of
+from ksynth_spark.synthesis.runs import (
+    FinishedRecords,
+    LevelOutput,
+    StateLevel,
+    concat_finished,
+    emit_child,
+    emit_finished,
+    expand_level,
+    merge_states,
+    root_level,
+    walk_to,
 )
-
-_UNKNOWN = np.int64(1) << np.int64(62)
-
-
-class StateLevel(NamedTuple):
-    """Distinct states of one level ``t`` with their runs.
-
-    Attributes:
-        ids: ``(S, t)`` int64, the state's ids ascending: attribute ids, and ``A + c`` for
-            "empty in column c".
-        runs: ``(S,)`` int64, the runs sitting in each state.
-    """
-
-    ids: np.ndarray
-    runs: np.ndarray
-
-
-class FinishedRecords(NamedTuple):
-    """Records whose runs ended: ``(R, C)`` attribute ids (``sizes`` used per row) and runs."""
-
-    ids: np.ndarray
-    sizes: np.ndarray
-    runs: np.ndarray
-
-
-class LevelOutput(NamedTuple):
-    """What :meth:`Expander.expand` makes of a level: the next level (children not yet merged)
-    and the records that ended."""
-
-    children: StateLevel
-    finished: FinishedRecords
 
 
 class _Scratch(NamedTuple):
@@ -100,19 +71,6 @@ class _Scratch(NamedTuple):
 
 
 @kernel
-def _walk_to(index, path, states, s, t):
-    """Points the path at state ``s`` (keeping the prefix it shares with the previous state)
-    and makes its deepest depth hold ``Rc`` (the state's distinct rows)."""
-    shared = 0
-    while shared < t and shared < path.state[0] and path.attrs[shared + 1] == states[s, shared]:
-        shared += 1
-    path_truncate(path, shared)
-    for d in range(shared, t):
-        path_push(path, index.zobrist, states[s, d], _UNKNOWN)
-    path_rows(path, index.bits)
-
-
-@kernel
 def _candidates(member_offsets, ws, u):
     """Number of outcomes (values and "empty") of the columns that received runs."""
     candidates = 0
@@ -121,33 +79,6 @@ def _candidates(member_offsets, ws, u):
             column = ws.unvisited[j]
             candidates += member_offsets[column + 1] - member_offsets[column] + 1
     return candidates
-
-
-@kernel
-def _emit_finished(states, s, t, n_attrs, runs, done, n_done):
-    size = 0
-    for d in range(t):
-        if states[s, d] < n_attrs:
-            done.ids[n_done, size] = states[s, d]
-            size += 1
-    done.sizes[n_done] = size
-    done.runs[n_done] = runs
-
-
-@kernel
-def _emit_child(states, s, t, new_id, runs, children, n_children):
-    j = 0
-    placed = False
-    for d in range(t):
-        if not placed and new_id < states[s, d]:
-            children.ids[n_children, j] = new_id
-            j += 1
-            placed = True
-        children.ids[n_children, j] = states[s, d]
-        j += 1
-    if not placed:
-        children.ids[n_children, j] = new_id
-    children.runs[n_children] = runs
 
 
 @kernel
@@ -177,11 +108,11 @@ def _unseeded_state(index, path, states, s, t, n_attrs, member_offsets, member_i
             if ws.split[i] == 0:
                 continue
             if i == n_values and empty == 0:           # Rc becomes empty: nothing more to draw
-                _emit_finished(states, s, t, n_attrs, ws.split[i], done, n_done)
+                emit_finished(states, s, t, n_attrs, ws.split[i], done, n_done)
                 n_done += 1
             else:
                 new_id = member_ids[start + i] if i < n_values else n_attrs + column
-                _emit_child(states, s, t, new_id, ws.split[i], children, n_children)
+                emit_child(states, s, t, new_id, ws.split[i], children, n_children)
                 n_children += 1
     return n_children, n_done
 
@@ -227,11 +158,11 @@ def _expand(index, path, base, columns, member_offsets, member_ids, states, runs
         if n_children + needed > children.runs.size or n_done + needed > done.runs.size:
             break
         if u == 0:
-            _emit_finished(states, s, t, n_attrs, runs[s], done, n_done)
+            emit_finished(states, s, t, n_attrs, runs[s], done, n_done)
             n_done += 1
             s += 1
             continue
-        _walk_to(index, path, states, s, t)
+        walk_to(index, path, states, s, t)
         ws.state[0] = stream_state(base, path.keys[t, 0])
         split_runs(ws.ones, u, runs[s], ws.state, ws.column_split)
         one_by_one = not histogram_pays(index, path, t, _candidates(member_offsets, ws, u), 1)
@@ -286,51 +217,16 @@ class Expander:
             The children (level ``t + 1``, not merged: a child may repeat) and the records that
             ended, in the order of the input states.
         """
-        states = np.ascontiguousarray(level.ids, dtype=np.int64)
-        runs = np.asarray(level.runs, dtype=np.int64)
-        t = states.shape[1]
         n_columns = self.index.space.n_columns
         path_reset(self.path, self.index.parts())
-        parts: list[LevelOutput] = []
+        index = self.index.parts()
+
+        def fill(states, runs, first, children, done, counters):
+            _expand(index, self.path, base, self.columns, self.member_offsets, self.member_ids, states, runs, first,
+                    children, done, self.scratch, counters)
+
         most = self.index.space.n_attrs + 2 * n_columns + 1            # children of one state, at most
-        first, capacity = 0, int(max(1, min(self.capacity, np.minimum(runs, most).sum())))
-        counters = np.zeros(3, np.int64)
-        while first < len(runs):
-            children = StateLevel(np.zeros((capacity, t + 1), np.int64), np.zeros(capacity, np.int64))
-            done = FinishedRecords(np.zeros((capacity, max(1, n_columns)), np.int64), np.zeros(capacity, np.int64),
-                                   np.zeros(capacity, np.int64))
-            _expand(self.index.parts(), self.path, base, self.columns, self.member_offsets, self.member_ids, states,
-                    runs, first, children, done, self.scratch, counters)
-            after, n_children, n_done = (int(v) for v in counters)
-            if after == first:                 # one state needs more room than the buffers have
-                capacity *= 4
-                continue
-            parts.append(LevelOutput(StateLevel(children.ids[:n_children], children.runs[:n_children]),
-                                     FinishedRecords(*(array[:n_done] for array in done))))
-            first = after
-        if not parts:
-            parts.append(LevelOutput(StateLevel(np.zeros((0, t + 1), np.int64), np.zeros(0, np.int64)),
-                                     FinishedRecords(np.zeros((0, max(1, n_columns)), np.int64),
-                                                     np.zeros(0, np.int64), np.zeros(0, np.int64))))
-        return LevelOutput(
-            StateLevel(np.concatenate([p.children.ids for p in parts]),
-                       np.concatenate([p.children.runs for p in parts])),
-            FinishedRecords(*(np.concatenate([getattr(p.finished, name) for p in parts])
-                              for name in FinishedRecords._fields)))
-
-
-def root_level(n_records: int) -> StateLevel:
-    """Level 0: every one of the N runs in the empty state."""
-    return StateLevel(np.zeros((1, 0), np.int64), np.array([n_records], np.int64))
-
-
-def merge_states(level: StateLevel) -> StateLevel:
-    """The distinct states of a level with their runs summed, in ascending (lexicographic) order."""
-    if not len(level.runs):
-        return level
-    distinct, inverse = np.unique(level.ids, axis=0, return_inverse=True)
-    return StateLevel(distinct, np.bincount(inverse.ravel(), weights=level.runs, minlength=len(distinct))
-                      .astype(np.int64))
+        return expand_level(fill, level, n_columns, most, self.capacity)
 
 
 def unseeded_groups(index: DistinctIndex, seed: int, n_records: int) -> FinishedRecords:
@@ -346,4 +242,4 @@ def unseeded_groups(index: DistinctIndex, seed: int, n_records: int) -> Finished
         out = expander.expand(level, base)
         finished.append(out.finished)
         level = merge_states(out.children)
-    return FinishedRecords(*(np.concatenate([getattr(f, name) for f in finished]) for name in FinishedRecords._fields))
+    return concat_finished(finished)
