@@ -1,10 +1,10 @@
 """aggregate_seeded consolidation kernel (spec §4.4) alone, one core: seconds and µs per quota unit.
 
 Reads the N-row resampled Adult table (``benchmarks/phase1_scaling.py`` makes and reads it) and
-builds its reportable aggregate table as the pipeline does, without Spark: the counts of every
-combination of up to ``--length`` attributes (one per column) are computed with numpy from the
-distinct rows (one weighted ``np.unique`` of integer keys per set of columns), combinations with count ``>= k``
-are kept and their counts rounded down to multiples of ``k`` (spec §2.4, ``aggregate.protect``),
+builds its reportable aggregate table as the pipeline does, without Spark: the weighted counts of
+every combination of up to ``--length`` attributes of the distinct rows
+(``ksynth_spark.combinations.count_combinations``), combinations with count ``>= k`` kept and
+their counts rounded down to multiples of ``k`` (spec §2.4, ``aggregate.protect``),
 and the table is loaded as the generate stage's ``_table`` does. The single counts are the
 quotas, split into the generate stage's logical tasks (``split_quota(quota,
 task_count(total))``); Consolidate with the aggregate sampler then runs for the first
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import itertools
 import os
 import sys
 import time
@@ -33,6 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.phase1_scaling import distinct_rows, scaled_table  # noqa: E402
+from ksynth_spark.combinations import ComboCodec, count_combinations, reduce_counts  # noqa: E402
 from ksynth_spark.numerics import floor_k  # noqa: E402
 from ksynth_spark.randomness import PHASE_AGGREGATE_SEEDED, RandomStream  # noqa: E402
 from ksynth_spark.synthesis.aggregate_table import AggregateTable  # noqa: E402
@@ -47,31 +47,15 @@ from ksynth_spark.synthesis.index import AttributeSpace  # noqa: E402
 
 def reportable_table(offsets: np.ndarray, ids: np.ndarray, weights: np.ndarray, space: AttributeSpace, k: int,
                      length: int) -> AggregateTable:
-    """The k-anonymous aggregates (``floor_k`` of every count ``>= k``) of the weighted distinct rows."""
-    dense = np.full((len(weights), space.n_columns), -1, dtype=np.int64)
-    rows = np.repeat(np.arange(len(weights)), np.diff(offsets))
-    dense[rows, np.asarray(space.columns)[ids]] = ids
-    combos, counts = [], []
-    for size in range(1, length + 1):
-        for columns in itertools.combinations(range(space.n_columns), size):
-            part = dense[:, columns]
-            present = (part >= 0).all(axis=1)
-            keys = np.zeros(int(present.sum()), dtype=np.int64)
-            for c in range(size):                   # ids < n_attrs: one int64 key per combination
-                keys = keys * space.n_attrs + part[present, c]
-            unique, inverse = np.unique(keys, return_inverse=True)
-            summed = np.bincount(inverse.reshape(-1), weights=weights[present]).astype(np.int64)
-            kept = summed >= k
-            combo = np.zeros((int(kept.sum()), size), dtype=np.int64)
-            rest = unique[kept]
-            for c in range(size - 1, -1, -1):
-                combo[:, c], rest = rest % space.n_attrs, rest // space.n_attrs
-            combos.append(combo)
-            counts.append(floor_k(summed[kept], k))
-    flat = np.concatenate([c.reshape(-1) for c in combos])
-    sizes = np.concatenate([np.full(len(c), c.shape[1], dtype=np.int64) for c in combos])
+    """The k-anonymous aggregates (``floor_k`` of every count ``>= k``) of the weighted distinct rows,
+    counted with the package's combination counter."""
+    codec = ComboCodec(space.n_attrs, length)
+    parts = list(count_combinations(codec, offsets, ids, weights, length))
+    keys, counts = reduce_counts(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+    kept = counts >= k
+    combos, sizes = codec.unpack(keys[kept])
     table_offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    return AggregateTable(table_offsets, flat, np.concatenate(counts), space.n_attrs, length)
+    return AggregateTable(table_offsets, combos[combos >= 0], floor_k(counts[kept], k), space.n_attrs, length)
 
 
 def records_hash(offsets: np.ndarray, ids: np.ndarray) -> str:

@@ -23,7 +23,7 @@ Layout (memory per worker, D distinct rows, A attributes, C columns, W = ceil(D/
 * ``row_offsets``, ``row_ids`` (with ``keep_rows``): the rows themselves in index order,
   ``8 · D + 4 · (attribute occurrences)`` bytes, so that the supports of every value at once
   come from one pass over a small set of rows (a histogram) instead of a query per value.
-* ``row_cum``, ``post_offsets``, ``post_rows``, ``post_cum`` (with ``keep_rows``): running
+* ``row_cum``, ``post_offsets``, ``post_rows``, ``post_cum`` (with ``postings``): running
   weights of the rows, and every attribute's rows (ascending: heaviest first) with running
   weights over the concatenated lists, so that a row holding ``a`` can be drawn with
   probability proportional to its multiplicity (:mod:`.proposals`); ``8 · D + 12 ·
@@ -173,10 +173,12 @@ class DistinctIndex:
         keep_rows: Also keep the rows themselves (``row_offsets``, ``row_ids``: CSR in index
             order, 4 bytes per attribute occurrence of a distinct row) for the histogram
             supports; otherwise they are empty and supports are queried value by value.
+        postings: Also keep every value's rows with running weights (row proposals; needs
+            ``keep_rows``, and defaults to it).
     """
 
     def __init__(self, offsets: np.ndarray, ids: np.ndarray, weights: np.ndarray, space: AttributeSpace, k: int,
-                 keep_rows: bool = False):
+                 keep_rows: bool = False, postings: bool | None = None):
         offsets = np.asarray(offsets, dtype=np.int64)
         ids = np.asarray(ids, dtype=np.int64)
         weights = np.asarray(weights, dtype=np.int64)
@@ -190,9 +192,10 @@ class DistinctIndex:
         self.weights = weights[order]
         self.row_offsets = row_offsets if keep_rows else np.zeros(1, dtype=np.int64)
         self.row_ids = row_ids.astype(np.int32) if keep_rows else np.zeros(0, dtype=np.int32)
-        self.row_cum = np.cumsum(self.weights) if keep_rows else np.zeros(0, dtype=np.int64)
+        postings = keep_rows if postings is None else postings and keep_rows
+        self.row_cum = np.cumsum(self.weights) if postings else np.zeros(0, dtype=np.int64)
         self.post_offsets, self.post_rows, self.post_cum = _postings(row_offsets, row_ids, self.weights,
-                                                                     space.n_attrs, keep_rows)
+                                                                     space.n_attrs, postings)
         self.space = space
         self.k = int(k)
         self.n_rows = len(order)

@@ -37,7 +37,7 @@ _ONE = np.uint64(1)
 #: operations per value).
 _HISTOGRAM_COST = 4
 #: Weighted support that marks a node as small when the path has no better bound.
-_UNKNOWN_SUPPORT = np.int64(1) << np.int64(62)
+UNKNOWN_SUPPORT = np.int64(1) << np.int64(62)
 
 
 class PathParts(NamedTuple):
@@ -51,7 +51,7 @@ class PathParts(NamedTuple):
         rows: ``Rows(P)`` as a row list (valid while ``n_rows >= 0``), at most ``cap`` rows.
         n_rows: Length of the row list, or -1 when Rows is a bitset.
         node_support: ``support(P)`` as known when ``P`` was pushed (an upper bound, or
-            :data:`_UNKNOWN_SUPPORT`).
+            :data:`UNKNOWN_SUPPORT`).
         hist: ``(1, A)`` scratch of the histogram supports (zero between calls, except along
             a growing record: see :func:`record_supports`).
         hist_depth: ``[depth whose Rows hist counts, or -1 when hist is zero]``.
@@ -90,7 +90,7 @@ def path_reset(path, index):
     for w in range(path.words.shape[1]):
         path.words[0, w] = index.all_words[w]
     path.n_rows[0] = -1
-    path.node_support[0] = _UNKNOWN_SUPPORT
+    path.node_support[0] = UNKNOWN_SUPPORT
     path.keys[0, 0] = 0
     path.keys[0, 1] = 0
     path.state[0] = 0

@@ -18,10 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ksynth_spark.jit import kernel
-from ksynth_spark.synthesis.paths import path_push, path_rows, path_truncate
-
-#: Support pushed with a state's ids (unknown: the path computes its rows when asked).
-UNKNOWN_SUPPORT = np.int64(1) << np.int64(62)
+from ksynth_spark.synthesis.paths import UNKNOWN_SUPPORT, path_push, path_rows, path_truncate
 
 
 class StateLevel(NamedTuple):

@@ -241,7 +241,8 @@ class _shared_index:
         # supports of unseeded's levels and value_seeded's row proposals; row_seeded's phase 1
         # asks few supports per step and its phase 2 consolidates small leftovers.
         index = DistinctIndex(offsets, ids, numbers(table, "weight"), run.space, run.config.k,
-                              keep_rows=run.config.synthesis_mode in ("unseeded", "value_seeded"))
+                              keep_rows=run.config.synthesis_mode in ("unseeded", "value_seeded"),
+                              postings=run.config.synthesis_mode == "value_seeded")
         self._broadcast = broadcast(run.spark, index)
         handle = self._broadcast.__enter__()
         logger.info("generate: support index over %d distinct rows (%.1f MB) built and broadcast in %.1f s",
